@@ -1,0 +1,53 @@
+// Command sluice is the whole server in one binary: the supervisor
+// (`serve`), the session worker it re-executes (`worker`), and the
+// operator's tools (`user`, `version`).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time: -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `sluice — a hardened, high-throughput FTP server
+
+Usage:
+  sluice serve [--config FILE] [--check]   run the server (embedded demo default without --config)
+  sluice user add NAME --config FILE [--dir DIR] [--path /] [--rights LIST] [--uid N] [--gid N] [--allow-from CIDRS] [--password-stdin]
+  sluice user passwd NAME --config FILE [--password-stdin]
+  sluice user del NAME --config FILE
+  sluice user list --config FILE
+  sluice version
+
+sluice worker is internal: the supervisor starts it for each session.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "worker":
+		return cmdWorker()
+	case "user":
+		return cmdUser(args[1:], stdin, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "sluice %s\n", version)
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

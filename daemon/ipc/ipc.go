@@ -1,0 +1,357 @@
+// Package ipc is the typed protocol between the supervisor and a session
+// worker. It runs over a SOCK_SEQPACKET socketpair: one message per packet,
+// so boundaries are kept by the kernel and a file descriptor passed with
+// SCM_RIGHTS is tied to exactly one message.
+//
+// A packet is a 2-byte big-endian message type followed by the JSON body of
+// that type. Decoding is strict (unknown types, unknown fields, trailing data
+// and oversized packets are errors) because the worker is the untrusted side:
+// it parses client bytes, so the supervisor must assume it may be hostile.
+// Which message may be sent in which phase is decided by the supervisor's
+// request table (daemon/worker.go), not here: this package only frames.
+package ipc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sluice-ftp/sluice/ftp"
+)
+
+// MaxMessage bounds one packet. The largest legitimate message is an
+// AuthReply with a handful of folders; 64 KiB leaves room without letting a
+// worker make the supervisor allocate much.
+const MaxMessage = 64 << 10
+
+// MaxFDs is the most descriptors one message may carry (one per folder).
+const MaxFDs = 64
+
+// Type identifies a message.
+type Type uint16
+
+const (
+	TReady       Type = 1 // worker → supervisor: initialised, waiting for a connection
+	TStart       Type = 2 // supervisor → worker: a client connection (1 fd)
+	TAuthRequest Type = 3 // worker → supervisor: USER/PASS to check
+	TAuthReply   Type = 4 // supervisor → worker: verdict; on success one dir fd per folder
+	TEvent       Type = 5 // worker → supervisor: audit event (post-login)
+	TClose       Type = 6 // worker → supervisor: session summary, last message
+	TShutdown    Type = 7 // supervisor → worker: finish and leave
+)
+
+func (t Type) String() string {
+	switch t {
+	case TReady:
+		return "ready"
+	case TStart:
+		return "start"
+	case TAuthRequest:
+		return "auth-request"
+	case TAuthReply:
+		return "auth-reply"
+	case TEvent:
+		return "event"
+	case TClose:
+		return "close"
+	case TShutdown:
+		return "shutdown"
+	}
+	return fmt.Sprintf("type-%d", uint16(t))
+}
+
+// Message is implemented by every message type.
+type Message interface{ Type() Type }
+
+// Ready is the worker's first message: it has started (and, from issue 4,
+// confined itself) and waits for a connection.
+type Ready struct {
+	PID int `json:"pid"`
+}
+
+// Start hands a client connection to a worker. The connection's fd rides
+// along as the only SCM_RIGHTS descriptor.
+type Start struct {
+	SessionID string     `json:"session_id"`
+	Listener  string     `json:"listener"`
+	Remote    string     `json:"remote"`
+	Local     string     `json:"local"`
+	FTP       ftp.Config `json:"ftp"`
+	// SwitchUser is true when the supervisor runs as root: after login the
+	// worker must drop to the account's uid/gid. False in developer mode.
+	SwitchUser bool `json:"switch_user"`
+}
+
+// AuthRequest asks the supervisor to check a USER/PASS pair.
+type AuthRequest struct {
+	User string `json:"user"`
+	Pass string `json:"pass"`
+}
+
+// Folder is one grant of an AuthReply; its directory fd is the descriptor
+// at the same index in the message's SCM_RIGHTS list.
+type Folder struct {
+	Path   string `json:"path"`
+	Dir    string `json:"dir"` // for logs only; the worker uses the fd
+	Rights uint16 `json:"rights"`
+}
+
+// AuthReply is the supervisor's verdict. On success it carries the
+// session's policy; on failure the reply code and text to send.
+type AuthReply struct {
+	OK      bool     `json:"ok"`
+	Code    int      `json:"code,omitempty"`
+	Msg     string   `json:"msg,omitempty"`
+	Banned  bool     `json:"banned,omitempty"`
+	Account string   `json:"account,omitempty"`
+	UID     uint32   `json:"uid,omitempty"`
+	GID     uint32   `json:"gid,omitempty"`
+	Home    string   `json:"home,omitempty"`
+	Folders []Folder `json:"folders,omitempty"`
+}
+
+// Event carries one audit event from a logged-in session.
+type Event struct {
+	ftp.Event
+}
+
+// Close is the worker's last message.
+type Close struct {
+	Summary ftp.Summary `json:"summary"`
+	Reason  string      `json:"reason,omitempty"`
+}
+
+// Shutdown asks a worker to finish its transfer and close the session.
+type Shutdown struct {
+	Deadline time.Time `json:"deadline"`
+}
+
+func (Ready) Type() Type       { return TReady }
+func (Start) Type() Type       { return TStart }
+func (AuthRequest) Type() Type { return TAuthRequest }
+func (AuthReply) Type() Type   { return TAuthReply }
+func (Event) Type() Type       { return TEvent }
+func (Close) Type() Type       { return TClose }
+func (Shutdown) Type() Type    { return TShutdown }
+
+// Errors a peer can provoke. A supervisor that sees any of them from a
+// worker kills that worker.
+var (
+	ErrTooLarge    = errors.New("ipc: message too large")
+	ErrUnknownType = errors.New("ipc: unknown message type")
+	ErrMalformed   = errors.New("ipc: malformed message")
+	ErrTruncated   = errors.New("ipc: control data truncated")
+)
+
+// Encode serialises a message into one packet.
+func Encode(m Message) ([]byte, error) {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: encode %s: %w", m.Type(), err)
+	}
+	if len(body)+2 > MaxMessage {
+		return nil, fmt.Errorf("%w: %s is %d bytes", ErrTooLarge, m.Type(), len(body)+2)
+	}
+	pkt := make([]byte, 2, 2+len(body))
+	binary.BigEndian.PutUint16(pkt, uint16(m.Type()))
+	return append(pkt, body...), nil
+}
+
+// Decode parses one packet. It never panics on hostile input (fuzzed).
+func Decode(pkt []byte) (Message, error) {
+	if len(pkt) > MaxMessage {
+		return nil, ErrTooLarge
+	}
+	if len(pkt) < 2 {
+		return nil, fmt.Errorf("%w: %d-byte packet", ErrMalformed, len(pkt))
+	}
+	var m Message
+	switch t := Type(binary.BigEndian.Uint16(pkt)); t {
+	case TReady:
+		m = &Ready{}
+	case TStart:
+		m = &Start{}
+	case TAuthRequest:
+		m = &AuthRequest{}
+	case TAuthReply:
+		m = &AuthReply{}
+	case TEvent:
+		m = &Event{}
+	case TClose:
+		m = &Close{}
+	case TShutdown:
+		m = &Shutdown{}
+	default:
+		return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint16(t))
+	}
+	dec := json.NewDecoder(bytes.NewReader(pkt[2:]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, m.Type(), err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: %s: trailing data", ErrMalformed, m.Type())
+	}
+	// Return values, not pointers, so a type switch reads naturally.
+	switch v := m.(type) {
+	case *Ready:
+		return *v, nil
+	case *Start:
+		return *v, nil
+	case *AuthRequest:
+		return *v, nil
+	case *AuthReply:
+		return *v, nil
+	case *Event:
+		return *v, nil
+	case *Close:
+		return *v, nil
+	case *Shutdown:
+		return *v, nil
+	}
+	return nil, ErrUnknownType
+}
+
+// Conn is one end of the socketpair.
+type Conn struct {
+	uc *net.UnixConn
+}
+
+// Pair creates a connected SOCK_SEQPACKET socketpair. The first end stays in
+// this process; the second is an *os.File to pass to the child in
+// ExtraFiles (close it here after the child has started).
+func Pair() (*Conn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ipc: socketpair: %w", err)
+	}
+	local := os.NewFile(uintptr(fds[0]), "ipc-supervisor")
+	c, err := FromFile(local)
+	local.Close()
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return c, os.NewFile(uintptr(fds[1]), "ipc-worker"), nil
+}
+
+// FromFile wraps an inherited socketpair end (the worker's fd 3). The file
+// is duplicated; the caller may close f.
+func FromFile(f *os.File) (*Conn, error) {
+	nc, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: %s: %w", f.Name(), err)
+	}
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		nc.Close()
+		return nil, fmt.Errorf("ipc: %s is not a unix socket", f.Name())
+	}
+	return &Conn{uc: uc}, nil
+}
+
+// Send writes one message with optional descriptors.
+func (c *Conn) Send(m Message, files ...*os.File) error {
+	pkt, err := Encode(m)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if len(files) > 0 {
+		if len(files) > MaxFDs {
+			return fmt.Errorf("ipc: %d descriptors: %w", len(files), ErrTooLarge)
+		}
+		fds := make([]int, len(files))
+		for i, f := range files {
+			fds[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(fds...)
+	}
+	_, _, err = c.uc.WriteMsgUnix(pkt, oob, nil)
+	if err != nil {
+		return fmt.Errorf("ipc: send %s: %w", m.Type(), err)
+	}
+	return nil
+}
+
+// Recv reads one message and the descriptors that came with it, which the
+// caller owns. A message is returned only when it decodes and no control
+// data was truncated; on error every received descriptor is closed.
+func (c *Conn) Recv() (Message, []*os.File, error) {
+	buf := make([]byte, MaxMessage+1)
+	oob := make([]byte, unix.CmsgSpace(MaxFDs*4))
+	n, oobn, flags, _, err := c.uc.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, ferr := parseRights(oob[:oobn])
+	fail := func(err error) (Message, []*os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, nil, err
+	}
+	if ferr != nil {
+		return fail(ferr)
+	}
+	if flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+		return fail(ErrTruncated)
+	}
+	if n == 0 {
+		// A zero-length packet on SOCK_SEQPACKET is how the peer's close
+		// reads; treat as EOF.
+		return fail(errEOF)
+	}
+	m, err := Decode(buf[:n])
+	if err != nil {
+		return fail(err)
+	}
+	return m, files, nil
+}
+
+var errEOF = fmt.Errorf("ipc: peer closed: %w", os.ErrClosed)
+
+// IsClosed reports whether err means the peer went away.
+func IsClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE)
+}
+
+func parseRights(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: control message: %v", ErrMalformed, err)
+	}
+	var files []*os.File
+	for i := range msgs {
+		fds, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("%w: control message: %v", ErrMalformed, err)
+		}
+		for _, fd := range fds {
+			unix.CloseOnExec(fd)
+			files = append(files, os.NewFile(uintptr(fd), "ipc-fd"))
+		}
+	}
+	return files, nil
+}
+
+// SetDeadline bounds the next Recv/Send.
+func (c *Conn) SetDeadline(t time.Time) error { return c.uc.SetDeadline(t) }
+
+// Close closes this end.
+func (c *Conn) Close() error { return c.uc.Close() }

@@ -1,0 +1,640 @@
+// Package daemon is the supervisor: it binds the listeners, hands every
+// accepted connection to a worker process, answers the workers' typed
+// requests (authentication, audit events), and owns everything a worker
+// must never hold: password hashes, the ban list, log files. It never
+// reads a byte that a client sent (invariant 1): connections are passed
+// to workers as file descriptors.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sluice-ftp/sluice/daemon/ipc"
+	"github.com/sluice-ftp/sluice/datapath"
+	"github.com/sluice-ftp/sluice/ftp"
+	"github.com/sluice-ftp/sluice/policy"
+)
+
+// Server is the supervisor.
+type Server struct {
+	cfgPath    string // "" for the embedded default
+	cfg        atomic.Pointer[policy.Config]
+	generation atomic.Uint64
+	logs       *Logs
+	auth       *authBroker
+	exe        string
+	root       bool
+	spawner    *spawner
+	stopping   atomic.Bool
+	sessionSeq atomic.Uint64
+	sessionTag string
+
+	mu        sync.Mutex
+	listeners map[string]net.Listener
+	workers   map[*worker]struct{}
+	perIP     map[netip.Addr]int
+	active    int // connections handed to workers and not yet closed
+	idle      chan *worker
+	refill    chan struct{}
+	acceptWG  sync.WaitGroup
+}
+
+// Options configure New.
+type Options struct {
+	ConfigPath string // "" when cfg is the embedded default
+	Stdout     io.Writer
+	// Ready, if set, is called once the listeners are bound, with their
+	// addresses (tests and `make run` print them).
+	Ready func(addrs []string)
+}
+
+// New prepares a supervisor for cfg; Run starts it.
+func New(cfg *policy.Config, o Options) (*Server, error) {
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	logs, err := OpenLogs(logOptions(cfg), o.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable to start workers: %w", err)
+	}
+	var tag [3]byte
+	rand.Read(tag[:])
+	s := &Server{
+		cfgPath:    o.ConfigPath,
+		logs:       logs,
+		auth:       newAuthBroker(cfg),
+		exe:        exe,
+		root:       policy.IsRoot(),
+		spawner:    newSpawner(2),
+		sessionTag: hex.EncodeToString(tag[:]),
+		listeners:  map[string]net.Listener{},
+		workers:    map[*worker]struct{}{},
+		perIP:      map[netip.Addr]int{},
+		refill:     make(chan struct{}, 1),
+	}
+	s.cfg.Store(cfg)
+	s.idle = make(chan *worker, 64)
+	return s, nil
+}
+
+func logOptions(cfg *policy.Config) LogOptions {
+	return LogOptions{Audit: cfg.Log.Audit, Format: cfg.Log.Format, Level: cfg.Log.Level, Xferlog: cfg.Log.Xferlog}
+}
+
+func (s *Server) config() *policy.Config { return s.cfg.Load() }
+
+// Run serves until ctx is cancelled (SIGTERM/SIGINT in cmd/sluice), then
+// shuts down gracefully. SIGHUP reloads the configuration.
+func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
+	defer s.logs.Close()
+	cfg := s.config()
+	log := s.logs.Ops
+	if s.root {
+		log.Info().Uint32("worker_uid", cfg.Server.WorkerUID).Msg("running as root: pre-login workers run as worker_uid, sessions as their account's uid")
+	} else {
+		log.Warn().Int("uid", os.Geteuid()).Msg("not running as root (developer mode): every session runs as this uid; no per-account uid switch")
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn().Msg(w)
+	}
+	if err := s.prepareFolders(cfg); err != nil {
+		return err
+	}
+	var addrs []string
+	for _, ap := range cfg.FTP.Listen {
+		a := ap.String()
+		l, err := listen(a)
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.listeners[a] = l
+		addrs = append(addrs, l.Addr().String())
+	}
+	go s.keepPool(ctx)
+	for a, l := range s.listeners {
+		s.acceptWG.Add(1)
+		go s.acceptLoop(a, l)
+	}
+	log.Info().Strs("listen", addrs).Str("config", cfg.Source).Msg("sluice is serving FTP")
+	if ready != nil {
+		ready(addrs)
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	gc := time.NewTicker(time.Minute)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.shutdown()
+		case <-hup:
+			s.reload()
+		case <-gc.C:
+			s.auth.gc()
+		}
+	}
+}
+
+// listen binds one FTP listener. MPTCP is off: Go 1.24+ listeners default
+// to it, and MPTCP subflows bypass Landlock's TCP port rules.
+func listen(addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, l := range s.listeners {
+		l.Close()
+		delete(s.listeners, a)
+	}
+}
+
+// prepareFolders checks every account's storage directories. The embedded
+// default creates its ./var/ftp (owned by the demo account's uid when run
+// as root) so that `make run` needs nothing else; a configured server only
+// warns about a missing directory: that account's logins fail until it
+// exists, and the others are served.
+func (s *Server) prepareFolders(cfg *policy.Config) error {
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		for _, f := range a.Folders {
+			if _, err := os.Stat(f.Dir); err == nil {
+				continue
+			} else if !errors.Is(err, os.ErrNotExist) || s.cfgPath != "" {
+				s.logs.Ops.Warn().Str("account", a.Name).Str("dir", f.Dir).Err(err).Msg("storage directory unavailable; logins to this account will fail")
+				continue
+			}
+			if err := os.MkdirAll(f.Dir, 0o755); err != nil {
+				return fmt.Errorf("create %s for account %s: %w", f.Dir, a.Name, err)
+			}
+			if s.root {
+				if err := os.Chown(f.Dir, int(a.UID), int(a.GID)); err != nil {
+					return fmt.Errorf("chown %s: %w", f.Dir, err)
+				}
+			}
+			s.logs.Ops.Info().Str("dir", f.Dir).Str("account", a.Name).Msg("created storage directory")
+		}
+	}
+	return nil
+}
+
+func (s *Server) acceptLoop(name string, l net.Listener) {
+	defer s.acceptWG.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: back off instead of spinning.
+			s.logs.Ops.Error().Err(err).Str("listener", name).Msg("accept failed")
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		go s.handoff(name, c.(*net.TCPConn))
+	}
+}
+
+// refuse writes a one-line reply and closes. Writing a fixed reply is not
+// parsing client bytes; nothing is read.
+func refuse(c net.Conn, line string) {
+	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	io.WriteString(c, line+"\r\n")
+	c.Close()
+}
+
+// handoff gives an accepted connection to a worker.
+func (s *Server) handoff(listener string, c *net.TCPConn) {
+	cfg := s.config()
+	remote := c.RemoteAddr().String()
+	ap, _ := netip.ParseAddrPort(remote)
+	ip := ap.Addr().Unmap()
+	if s.auth.banned(ip) {
+		refuse(c, "421 Too many failed logins from your address; try again later.")
+		return
+	}
+	if reason := s.admit(ip, cfg); reason != "" {
+		s.logs.Audit.Info().Str("event", "session.refused").Str("remote", remote).Str("reason", reason).Send()
+		refuse(c, "421 "+reason)
+		return
+	}
+	admitted := true
+	defer func() {
+		if admitted {
+			s.releaseConn(remote)
+		}
+	}()
+	// Keep Telnet Synch/urgent bytes (ABOR sent with MSG_OOB) in the
+	// stream the worker reads.
+	if err := datapath.SetOOBInline(c); err != nil {
+		s.logs.Ops.Warn().Err(err).Msg("SO_OOBINLINE")
+	}
+	c.SetKeepAlive(true)
+
+	w, err := s.acquire()
+	if err != nil {
+		s.logs.Ops.Error().Err(err).Msg("no worker for a new connection")
+		refuse(c, "421 Service not available, try again later.")
+		return
+	}
+	f, err := c.File()
+	c.Close()
+	if err != nil {
+		w.kill("handoff failed")
+		return
+	}
+	defer f.Close()
+	id := fmt.Sprintf("%s-%d", s.sessionTag, s.sessionSeq.Add(1))
+	start := ipc.Start{
+		SessionID:  id,
+		Listener:   listener,
+		Remote:     remote,
+		Local:      c.LocalAddr().String(),
+		FTP:        ftpConfig(cfg),
+		SwitchUser: s.root,
+	}
+	w.mu.Lock()
+	w.phase = phasePreAuth
+	w.sess = sessionInfo{ID: id, Remote: remote, Listener: listener}
+	w.opened = time.Now()
+	w.mu.Unlock()
+	if err := w.ipc.Send(start, f); err != nil {
+		w.mu.Lock()
+		w.sess = sessionInfo{}
+		w.mu.Unlock()
+		w.kill("handoff failed: " + err.Error())
+		return
+	}
+	admitted = false // released by reaped() from now on
+	s.logs.Audit.Info().Str("event", "session.open").Str("session", id).Str("remote", remote).
+		Str("listener", listener).Int("pid", w.pid()).Send()
+}
+
+// admit counts a new connection against the global and per-IP limits.
+func (s *Server) admit(ip netip.Addr, cfg *policy.Config) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping.Load() {
+		return "Server shutting down."
+	}
+	if max := cfg.Limits.MaxSessions; max > 0 && s.active >= max {
+		return "Too many connections; try again later."
+	}
+	if max := cfg.Limits.MaxSessionsPerIP; max > 0 && s.perIP[ip] >= max {
+		return "Too many connections from your address."
+	}
+	s.active++
+	s.perIP[ip]++
+	return ""
+}
+
+func (s *Server) releaseConn(remote string) {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return
+	}
+	ip := ap.Addr().Unmap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.perIP[ip] > 1 {
+		s.perIP[ip]--
+	} else {
+		delete(s.perIP, ip)
+	}
+}
+
+func ftpConfig(cfg *policy.Config) ftp.Config {
+	return ftp.Config{
+		Banner:           cfg.Server.Banner,
+		PassivePortMin:   cfg.FTP.PassivePortMin,
+		PassivePortMax:   cfg.FTP.PassivePortMax,
+		PassiveAddress:   passiveAddress(cfg),
+		AllowActive:      cfg.FTP.Active,
+		AllowPassive:     cfg.FTP.Passive,
+		LoginTimeout:     cfg.Limits.LoginTimeout,
+		IdleTimeout:      cfg.Limits.IdleTimeout,
+		DataTimeout:      cfg.Limits.DataTimeout,
+		MaxLoginAttempts: cfg.Limits.MaxLoginAttempts,
+		LogCommands:      cfg.Log.Commands,
+	}
+}
+
+// acquire takes a ready worker from the pool, or starts one when the pool
+// is empty (a burst larger than the pool pays for the exec).
+func (s *Server) acquire() (*worker, error) {
+	defer s.poke()
+	for {
+		select {
+		case w := <-s.idle:
+			select {
+			case <-w.exited:
+				continue
+			default:
+			}
+			if w.gen != s.generation.Load() {
+				w.kill("recycled after reload")
+				continue
+			}
+			return w, nil
+		default:
+		}
+		w, err := s.spawnWorker()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-w.ready:
+			return w, nil
+		case <-w.exited:
+			return nil, fmt.Errorf("worker %d exited during start-up", w.pid())
+		case <-time.After(10 * time.Second):
+			w.kill("start-up timeout")
+			return nil, fmt.Errorf("worker %d did not become ready in 10s", w.pid())
+		}
+	}
+}
+
+func (s *Server) poke() {
+	select {
+	case s.refill <- struct{}{}:
+	default:
+	}
+}
+
+// keepPool keeps worker_pool idle workers started and ready, so that
+// accept-to-greeting does not pay for an exec. Workers are started in
+// parallel: an exec of the binary costs milliseconds of CPU on its own
+// (measured in BenchmarkLoginStorm), and a serial refill would make that
+// latency the ceiling of the login rate rather than the CPU.
+func (s *Server) keepPool(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var pending atomic.Int64
+	for {
+		want := s.config().Server.WorkerPool
+		for !s.stopping.Load() && len(s.idle)+int(pending.Load()) < want {
+			pending.Add(1)
+			go func() {
+				defer func() {
+					pending.Add(-1)
+					s.poke()
+				}()
+				w, err := s.spawnWorker()
+				if err != nil {
+					s.logs.Ops.Error().Err(err).Msg("cannot start a pool worker")
+					time.Sleep(time.Second)
+					return
+				}
+				select {
+				case <-w.ready:
+					select {
+					case s.idle <- w:
+					default:
+						w.kill("pool full")
+					}
+				case <-w.exited:
+				case <-time.After(10 * time.Second):
+					w.kill("start-up timeout")
+				case <-ctx.Done():
+					w.kill("shutdown")
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.refill:
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) track(w *worker) {
+	s.mu.Lock()
+	s.workers[w] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Server) untrack(w *worker) {
+	s.mu.Lock()
+	delete(s.workers, w)
+	s.mu.Unlock()
+}
+
+// handleAuth answers one AuthRequest. It returns false if the worker was
+// killed.
+func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
+	cfg := s.config()
+	w.mu.Lock()
+	si := w.sess
+	n := w.counts[ipc.TAuthRequest]
+	prev := w.loggedIn
+	w.mu.Unlock()
+	if max := cfg.Limits.MaxLoginAttempts + 2; n > max {
+		w.kill(fmt.Sprintf("more than %d login attempts on one connection", max))
+		return false
+	}
+	ap, _ := netip.ParseAddrPort(si.Remote)
+	ip := ap.Addr().Unmap()
+	if prev != "" {
+		// REIN and a new login: the old slot is given back first, the
+		// worker keeps its uid, so only the same account can succeed
+		// (the worker checks; the supervisor logs).
+		s.auth.release(prev)
+		w.mu.Lock()
+		w.loggedIn = ""
+		w.mu.Unlock()
+	}
+	res := s.auth.check(ip, m.User, m.Pass)
+	if res.account == nil {
+		if res.failed {
+			// Delay the failure before answering (but not the success):
+			// brute force gets slow, real users do not notice.
+			time.Sleep(cfg.Limits.FailDelay)
+		}
+		s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
+			Str("user", m.User).Int("code", res.code).Bool("banned", res.banned).Send()
+		if res.banned && res.failed {
+			s.logs.Audit.Warn().Str("event", "ban").Str("remote", ip.String()).Float64("for_s", cfg.Limits.BanDuration.Seconds()).Send()
+		}
+		return s.replyAuth(w, ipc.AuthReply{Code: res.code, Msg: res.msg, Banned: res.banned})
+	}
+	acct := res.account
+	reply := ipc.AuthReply{OK: true, Account: acct.Name, UID: acct.UID, GID: acct.GID, Home: "/"}
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, fo := range acct.Folders {
+		// Opened by the supervisor and passed as an fd: the worker needs no
+		// path-based access to anything, and every path it resolves is
+		// beneath one of these (invariant 4).
+		d, err := os.OpenFile(fo.Dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			s.auth.release(acct.Name)
+			s.logs.Ops.Error().Str("account", acct.Name).Err(err).Msg("cannot open storage directory")
+			s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
+				Str("user", m.User).Str("reason", "storage unavailable").Send()
+			return s.replyAuth(w, ipc.AuthReply{Code: 530, Msg: "Storage for this account is unavailable; contact the administrator."})
+		}
+		files = append(files, d)
+		reply.Folders = append(reply.Folders, ipc.Folder{Path: fo.Path, Dir: fo.Dir, Rights: uint16(fo.Rights)})
+	}
+	w.mu.Lock()
+	w.loggedIn = acct.Name
+	w.sess.Account = acct.Name
+	w.phase = phasePostAuth
+	si = w.sess
+	w.mu.Unlock()
+	s.logs.Audit.Info().Str("event", "login.ok").Str("session", si.ID).Str("remote", si.Remote).
+		Str("account", acct.Name).Uint32("uid", acct.UID).Send()
+	return s.replyAuth(w, reply, files...)
+}
+
+func (s *Server) replyAuth(w *worker, r ipc.AuthReply, files ...*os.File) bool {
+	if err := w.ipc.Send(r, files...); err != nil {
+		w.kill("auth reply failed: " + err.Error())
+		return false
+	}
+	return true
+}
+
+// reload re-reads the configuration (SIGHUP). A bad file is refused as a
+// whole and the running configuration stays; sessions go on either way.
+func (s *Server) reload() {
+	var cfg *policy.Config
+	var err error
+	if s.cfgPath == "" {
+		cfg = policy.Default()
+	} else {
+		cfg, err = policy.Load(s.cfgPath)
+	}
+	if err != nil {
+		s.logs.Ops.Error().Err(err).Msg("reload refused: configuration invalid; keeping the running one")
+		return
+	}
+	old := s.config()
+	s.cfg.Store(cfg)
+	s.generation.Add(1)
+	s.auth.reload(cfg)
+	if err := s.prepareFolders(cfg); err != nil {
+		s.logs.Ops.Error().Err(err).Msg("reload: storage")
+	}
+	s.updateListeners(old, cfg)
+	// Idle workers were started for the old configuration: recycle them.
+	for {
+		select {
+		case w := <-s.idle:
+			w.kill("recycled after reload")
+			continue
+		default:
+		}
+		break
+	}
+	s.poke()
+	s.logs.Ops.Info().Str("config", cfg.Source).Int("accounts", len(cfg.Accounts)).Msg("configuration reloaded; new sessions use it")
+}
+
+func (s *Server) updateListeners(old, cfg *policy.Config) {
+	want := map[string]bool{}
+	for _, ap := range cfg.FTP.Listen {
+		want[ap.String()] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, l := range s.listeners {
+		if !want[a] {
+			l.Close()
+			delete(s.listeners, a)
+			s.logs.Ops.Info().Str("listen", a).Msg("listener closed by reload")
+		}
+	}
+	for a := range want {
+		if _, ok := s.listeners[a]; ok {
+			continue
+		}
+		l, err := listen(a)
+		if err != nil {
+			s.logs.Ops.Error().Err(err).Msg("reload: new listener")
+			continue
+		}
+		s.listeners[a] = l
+		s.acceptWG.Add(1)
+		go s.acceptLoop(a, l)
+		s.logs.Ops.Info().Str("listen", l.Addr().String()).Msg("listener added by reload")
+	}
+}
+
+// shutdown stops accepting, asks every session to finish (transfers may
+// run on until shutdown_grace), then kills what is left.
+func (s *Server) shutdown() error {
+	s.stopping.Store(true)
+	s.closeListeners()
+	s.acceptWG.Wait()
+	grace := s.config().Server.ShutdownGrace
+	deadline := time.Now().Add(grace)
+	s.logs.Ops.Info().Float64("grace_s", grace.Seconds()).Msg("shutting down: no new connections; sessions finish their transfers")
+	s.mu.Lock()
+	var all []*worker
+	for w := range s.workers {
+		all = append(all, w)
+	}
+	s.mu.Unlock()
+	for _, w := range all {
+		w.mu.Lock()
+		p := w.phase
+		w.mu.Unlock()
+		if p == phasePreAuth || p == phasePostAuth {
+			w.ipc.Send(ipc.Shutdown{Deadline: deadline})
+		} else {
+			w.kill("shutdown")
+		}
+	}
+	for _, w := range all {
+		select {
+		case <-w.exited:
+		case <-time.After(time.Until(deadline)):
+			w.kill("shutdown grace expired")
+			<-w.exited
+		}
+	}
+	s.logs.Ops.Info().Msg("stopped")
+	return nil
+}
+
+func passiveAddress(cfg *policy.Config) string {
+	if cfg.FTP.PassiveAddress.IsValid() {
+		return cfg.FTP.PassiveAddress.String()
+	}
+	return ""
+}

@@ -1,0 +1,213 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sluice-ftp/sluice/daemon/ipc"
+	"github.com/sluice-ftp/sluice/datapath"
+	"github.com/sluice-ftp/sluice/ftp"
+	"github.com/sluice-ftp/sluice/policy"
+)
+
+// WorkerFD is the descriptor on which a worker finds its IPC socket
+// (ExtraFiles[0]).
+const WorkerFD = 3
+
+// RunWorker is `sluice worker`: one session in its own process. It returns
+// the process exit status.
+//
+// Order matters and is the security design: the worker says Ready, waits
+// for a connection, serves the protocol; it learns who it is only from the
+// supervisor's AuthReply, then drops to that uid/gid and verifies the drop
+// before it touches a single file (it never opens a path: it gets directory
+// fds and resolves beneath them).
+func RunWorker() int {
+	f := os.NewFile(WorkerFD, "ipc")
+	if f == nil {
+		fmt.Fprintln(os.Stderr, "sluice worker: no IPC socket on fd 3; this command is started by `sluice serve`")
+		return 2
+	}
+	conn, err := ipc.FromFile(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sluice worker:", err)
+		return 2
+	}
+	if err := conn.Send(ipc.Ready{PID: os.Getpid()}); err != nil {
+		return 1
+	}
+	m, files, err := conn.Recv()
+	if err != nil {
+		return 0 // recycled or supervisor gone before any session
+	}
+	start, ok := m.(ipc.Start)
+	if !ok || len(files) != 1 {
+		for _, f := range files {
+			f.Close()
+		}
+		if _, shut := m.(ipc.Shutdown); shut {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "sluice worker: expected a connection, got %s with %d fds\n", m.Type(), len(files))
+		return 1
+	}
+	nc, err := net.FileConn(files[0])
+	files[0].Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sluice worker: client connection:", err)
+		return 1
+	}
+	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.readSupervisor(cancel)
+
+	sess := ftp.NewSession(nc, start.FTP, w, w)
+	err = sess.Serve(ctx)
+	reason := "quit"
+	if err != nil {
+		reason = err.Error()
+	}
+	conn.Send(ipc.Close{Summary: sess.Summary(), Reason: reason})
+	nc.Close()
+	if w.tree != nil {
+		w.tree.Close()
+	}
+	return 0
+}
+
+type authReply struct {
+	r     ipc.AuthReply
+	files []*os.File
+}
+
+// workerSession is the worker's side of the supervisor protocol: it is the
+// ftp session's Authenticator and EventSink.
+type workerSession struct {
+	ipc      *ipc.Conn
+	start    ipc.Start
+	replies  chan authReply
+	loggedIn atomic.Bool
+	mu       sync.Mutex
+	account  string
+	uid, gid uint32
+	tree     *datapath.Tree
+}
+
+// readSupervisor dispatches what the supervisor sends during the session:
+// auth replies to the waiting Login, Shutdown to the session's context.
+// If the supervisor goes away the session ends (the kernel would also
+// kill us through Pdeathsig).
+func (w *workerSession) readSupervisor(cancel context.CancelFunc) {
+	for {
+		m, files, err := w.ipc.Recv()
+		if err != nil {
+			cancel()
+			return
+		}
+		switch m := m.(type) {
+		case ipc.AuthReply:
+			w.replies <- authReply{r: m, files: files}
+		case ipc.Shutdown:
+			cancel()
+		default:
+			for _, f := range files {
+				f.Close()
+			}
+		}
+	}
+}
+
+// Login implements ftp.Authenticator by asking the supervisor.
+func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Account, error) {
+	if err := w.ipc.Send(ipc.AuthRequest{User: user, Pass: pass}); err != nil {
+		return nil, fmt.Errorf("ask supervisor: %w", err)
+	}
+	var ar authReply
+	select {
+	case ar = <-w.replies:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	r := ar.r
+	if !r.OK {
+		for _, f := range ar.files {
+			f.Close()
+		}
+		switch {
+		case r.Banned:
+			return nil, &ftp.RefusedError{Code: 421, Msg: r.Msg, Err: ftp.ErrBanned}
+		case r.Code == 530 && r.Msg == "Login incorrect.":
+			return nil, ftp.ErrBadLogin
+		default:
+			return nil, &ftp.RefusedError{Code: r.Code, Msg: r.Msg, Err: ftp.ErrLoginRefused}
+		}
+	}
+	if len(ar.files) != len(r.Folders) {
+		for _, f := range ar.files {
+			f.Close()
+		}
+		return nil, fmt.Errorf("supervisor sent %d directories for %d folders", len(ar.files), len(r.Folders))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.account != "" && (r.Account != w.account || r.UID != w.uid || r.GID != w.gid) {
+		for _, f := range ar.files {
+			f.Close()
+		}
+		return nil, &ftp.RefusedError{Code: 530, Msg: "REIN cannot switch accounts: reconnect to log in as another user.", Err: ftp.ErrLoginRefused}
+	}
+	if err := w.becomeAccount(r); err != nil {
+		// Fail closed: a worker that could not drop privileges must not
+		// serve a single file.
+		fmt.Fprintln(os.Stderr, "sluice worker: privilege drop failed:", err)
+		os.Exit(3)
+	}
+	mounts := make([]datapath.Mount, len(r.Folders))
+	for i, fo := range r.Folders {
+		mounts[i] = datapath.Mount{Path: fo.Path, Dir: ar.files[i], Rights: datapath.Rights(fo.Rights)}
+	}
+	tree, err := datapath.NewTree(mounts)
+	if err != nil {
+		return nil, &ftp.RefusedError{Code: 530, Msg: "Account storage is misconfigured.", Err: ftp.ErrLoginRefused}
+	}
+	if w.tree != nil {
+		w.tree.Close()
+	}
+	w.tree = tree
+	w.loggedIn.Store(true)
+	return &ftp.Account{Name: r.Account, FS: tree, Home: r.Home}, nil
+}
+
+// becomeAccount switches to the account's uid/gid on the first login. A
+// later login on the same connection (REIN) can only be the same account:
+// the uid can no longer change.
+func (w *workerSession) becomeAccount(r ipc.AuthReply) error {
+	if w.account != "" {
+		if w.start.SwitchUser {
+			return policy.VerifyDropped(r.UID, r.GID)
+		}
+		return nil
+	}
+	if w.start.SwitchUser {
+		if err := policy.DropPrivileges(r.UID, r.GID); err != nil {
+			return err
+		}
+	}
+	w.account, w.uid, w.gid = r.Account, r.UID, r.GID
+	return nil
+}
+
+// Emit implements ftp.EventSink. Before login nothing is forwarded: the
+// supervisor's request table allows events only post-login.
+func (w *workerSession) Emit(ev ftp.Event) {
+	if !w.loggedIn.Load() {
+		return
+	}
+	w.ipc.Send(ipc.Event{Event: ev})
+}

@@ -1,0 +1,303 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sluice-ftp/sluice/daemon/ipc"
+	"github.com/sluice-ftp/sluice/ftp"
+	"github.com/sluice-ftp/sluice/policy"
+)
+
+// phase is where a worker is in its life. What it may ask the supervisor
+// depends on it (requestTable).
+type phase int
+
+const (
+	phaseSpawned  phase = iota // started, has not said Ready
+	phaseIdle                  // in the pool, no connection yet
+	phasePreAuth               // has a connection, nobody logged in
+	phasePostAuth              // logged in as an account
+	phaseClosed                // sent Close; only exit remains
+)
+
+func (p phase) String() string {
+	return [...]string{"spawned", "idle", "pre-auth", "post-auth", "closed"}[p]
+}
+
+// request is one row of the supervisor's request table: a message type a
+// worker may send, the phases in which it may, and how many times in a
+// worker's life (0: no fixed bound). Everything not in the table is denied,
+// and a denied request kills the worker: a well-behaved worker never sends
+// one, so a worker that does is broken or compromised (OpenSSH's monitor
+// works the same way).
+type request struct {
+	typ    ipc.Type
+	phases []phase
+	max    int
+}
+
+var requestTable = []request{
+	{ipc.TReady, []phase{phaseSpawned}, 1},
+	{ipc.TAuthRequest, []phase{phasePreAuth, phasePostAuth}, 0}, // bounded by max_login_attempts below
+	{ipc.TEvent, []phase{phasePostAuth}, 0},
+	{ipc.TClose, []phase{phasePreAuth, phasePostAuth}, 1},
+}
+
+// allowed checks a request against the table.
+func allowed(t ipc.Type, p phase, count int) error {
+	for _, r := range requestTable {
+		if r.typ != t {
+			continue
+		}
+		for _, rp := range r.phases {
+			if rp == p {
+				if r.max > 0 && count >= r.max {
+					return fmt.Errorf("%s sent more than %d times", t, r.max)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("%s not allowed in phase %s", t, p)
+	}
+	return fmt.Errorf("%s is never allowed from a worker", t)
+}
+
+// worker is the supervisor's handle on one worker process.
+type worker struct {
+	cmd    *exec.Cmd
+	ipc    *ipc.Conn
+	ready  chan struct{} // closed when the worker said Ready
+	exited chan struct{} // closed when the process has been reaped
+	gen    uint64        // config generation it was spawned for
+
+	mu       sync.Mutex
+	phase    phase
+	counts   map[ipc.Type]int
+	sess     sessionInfo
+	summary  *ftp.Summary
+	reason   string
+	killWhy  string
+	loggedIn string // account name while it holds a session slot
+	opened   time.Time
+}
+
+func (w *worker) pid() int { return w.cmd.Process.Pid }
+
+// kill ends the worker with SIGKILL and records why (for the close log).
+func (w *worker) kill(why string) {
+	w.mu.Lock()
+	if w.killWhy == "" {
+		w.killWhy = why
+	}
+	w.mu.Unlock()
+	w.cmd.Process.Kill()
+}
+
+// spawner starts workers from one OS thread that never exits: Pdeathsig
+// is delivered when the *thread* that forked the child dies, not the
+// process, and Go may retire idle threads (see PR_SET_PDEATHSIG in
+// prctl(2) and golang/go#27505).
+type spawner struct {
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func newSpawner(n int) *spawner {
+	s := &spawner{reqs: make(chan spawnReq)}
+	for range n {
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread lives as long as the process
+			for r := range s.reqs {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	}
+	return s
+}
+
+func (s *spawner) start(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	s.reqs <- spawnReq{cmd: cmd, done: done}
+	return <-done
+}
+
+// spawnWorker starts `sluice worker` with its end of a fresh socketpair as
+// fd 3. When the supervisor runs as root the worker starts as worker_uid
+// with only CAP_SETUID and CAP_SETGID (ambient), which it needs to become
+// the account's uid after login and then drops.
+func (s *Server) spawnWorker() (*worker, error) {
+	cfg := s.config()
+	local, remote, err := ipc.Pair()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(s.exe, "worker")
+	cmd.Args[0] = "sluice-worker"
+	cmd.ExtraFiles = []*os.File{remote}
+	cmd.Stderr = os.Stderr // a worker panic reaches the operator
+	cmd.Dir = "/"
+	// A minimal environment: nothing of the supervisor's leaks in.
+	// multipathtcp=0: MPTCP sockets bypass Landlock's TCP rules (KERNEL-NOTES).
+	cmd.Env = []string{"GODEBUG=multipathtcp=0", "PATH=/nonexistent"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Pdeathsig: syscall.SIGKILL,
+		Setsid:    true, // no controlling terminal, own process group
+	}
+	if s.root {
+		cmd.SysProcAttr.Credential = &syscall.Credential{
+			Uid:    cfg.Server.WorkerUID,
+			Gid:    cfg.Server.WorkerGID,
+			Groups: []uint32{}, // explicit: no supplementary groups
+		}
+		cmd.SysProcAttr.AmbientCaps = policy.WorkerCaps
+	}
+	err = s.spawner.start(cmd)
+	remote.Close()
+	if err != nil {
+		local.Close()
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	w := &worker{
+		cmd:    cmd,
+		ipc:    local,
+		ready:  make(chan struct{}),
+		exited: make(chan struct{}),
+		gen:    s.generation.Load(),
+		counts: map[ipc.Type]int{},
+	}
+	s.track(w)
+	ipcDone := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		// The worker's last messages (Close) may still be queued on the
+		// socket: let serveWorker drain them before the session is
+		// written off. The peer end died with the process, so this ends
+		// at EOF; the timeout only guards against a bug.
+		select {
+		case <-ipcDone:
+		case <-time.After(2 * time.Second):
+		}
+		local.Close()
+		close(w.exited)
+		s.reaped(w, err)
+	}()
+	go func() {
+		defer close(ipcDone)
+		s.serveWorker(w)
+	}()
+	return w, nil
+}
+
+// serveWorker reads a worker's requests until it exits.
+func (s *Server) serveWorker(w *worker) {
+	for {
+		m, files, err := w.ipc.Recv()
+		if err != nil {
+			if !ipc.IsClosed(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
+				select {
+				case <-w.exited:
+				default:
+					w.kill("bad IPC message: " + err.Error())
+				}
+			}
+			return
+		}
+		if len(files) > 0 {
+			// Workers have no business sending descriptors upward.
+			for _, f := range files {
+				f.Close()
+			}
+			w.kill("worker sent file descriptors")
+			return
+		}
+		w.mu.Lock()
+		p := w.phase
+		err = allowed(m.Type(), p, w.counts[m.Type()])
+		w.counts[m.Type()]++
+		w.mu.Unlock()
+		if err != nil {
+			s.logs.Ops.Warn().Int("pid", w.pid()).Str("session", w.sess.ID).Err(err).Msg("worker broke the IPC protocol; killing it")
+			w.kill("denied request: " + err.Error())
+			return
+		}
+		switch m := m.(type) {
+		case ipc.Ready:
+			w.mu.Lock()
+			w.phase = phaseIdle
+			w.mu.Unlock()
+			close(w.ready)
+		case ipc.AuthRequest:
+			if !s.handleAuth(w, m) {
+				return
+			}
+		case ipc.Event:
+			w.mu.Lock()
+			si := w.sess
+			w.mu.Unlock()
+			s.logs.event(si, m.Event)
+		case ipc.Close:
+			w.mu.Lock()
+			w.phase = phaseClosed
+			sum := m.Summary
+			w.summary = &sum
+			w.reason = m.Reason
+			w.mu.Unlock()
+		}
+	}
+}
+
+// reaped runs when a worker process has exited: it frees the session's
+// slots and writes the close line, whether the worker said goodbye or
+// crashed (invariant 6: only its own session is affected).
+func (s *Server) reaped(w *worker, waitErr error) {
+	s.untrack(w)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.loggedIn != "" {
+		s.auth.release(w.loggedIn)
+		w.loggedIn = ""
+	}
+	if w.sess.ID == "" {
+		// Never had a session: an idle pool worker that was recycled,
+		// or one that failed to start.
+		if w.killWhy == "" && waitErr != nil && !s.stopping.Load() {
+			s.logs.Ops.Warn().Int("pid", w.pid()).Err(waitErr).Msg("idle worker exited")
+		}
+		return
+	}
+	e := s.logs.Audit.Info().Str("event", "session.close").Str("session", w.sess.ID).
+		Str("remote", w.sess.Remote).Int("pid", w.pid()).Float64("duration_s", time.Since(w.opened).Seconds())
+	if w.sess.Account != "" {
+		e = e.Str("account", w.sess.Account)
+	}
+	if w.summary != nil {
+		e = e.Int64("bytes_in", w.summary.BytesIn).Int64("bytes_out", w.summary.BytesOut).
+			Int("files_in", w.summary.FilesIn).Int("files_out", w.summary.FilesOut).
+			Int("commands", w.summary.Commands).Int("last_code", w.summary.LastCode)
+	}
+	if w.reason != "" {
+		e = e.Str("reason", w.reason)
+	}
+	if w.killWhy != "" {
+		e = e.Str("killed", w.killWhy)
+	}
+	if waitErr != nil {
+		e = e.Str("exit", waitErr.Error())
+		if w.summary == nil && w.killWhy == "" {
+			s.logs.Ops.Warn().Str("session", w.sess.ID).Int("pid", w.pid()).Err(waitErr).Msg("worker died; its session is gone, the server goes on")
+		}
+	}
+	e.Send()
+	s.releaseConn(w.sess.Remote)
+}

@@ -1,0 +1,42 @@
+package ftp
+
+// This file is the seam between the protocol engine and package datapath,
+// which owns the byte movers (sendfile/splice) and the kernel-confined file
+// tree. Everything the session takes from datapath besides Rights goes
+// through here.
+
+import (
+	"net"
+	"os"
+	"time"
+
+	"github.com/sluice-ftp/sluice/datapath"
+)
+
+// File system errors besides the fs sentinels (see FileSystem).
+var (
+	errEscape      = datapath.ErrEscape
+	errNotDir      = datapath.ErrNotDir
+	errIsDir       = datapath.ErrIsDir
+	errNoRight     = datapath.ErrNoRight
+	errCrossFolder = datapath.ErrCrossFolder
+)
+
+// moveResult is what a mover reports: file bytes moved, the mover used and
+// why it was not zero-copy.
+type moveResult = datapath.Result
+
+// sendFile copies src from offset to the data connection (RETR); ascii
+// converts LF to CRLF (RFC 959 section 3.1.1.1). stall, if positive, fails
+// the transfer when no progress is made for that long: the idle timer does
+// not run during transfers, so this is what frees a session from a client
+// that stops reading.
+func sendFile(dst net.Conn, src *os.File, offset int64, ascii bool, stall time.Duration) (moveResult, error) {
+	return datapath.SendWith(dst, src, offset, datapath.Options{ASCII: ascii, StallTimeout: stall})
+}
+
+// receiveFile copies the data connection into dst, at dst's current offset,
+// until EOF (STOR/APPE/STOU); ascii converts CRLF to LF.
+func receiveFile(dst *os.File, src net.Conn, ascii bool, stall time.Duration) (moveResult, error) {
+	return datapath.ReceiveWith(dst, src, datapath.Options{ASCII: ascii, StallTimeout: stall})
+}
