@@ -31,6 +31,8 @@ type FileSystem interface {
 	Rmdir(path string) error
 	Rename(from, to string) error
 	Chtimes(path string, mtime time.Time) error
+	// Chmod sets permission bits (0777 at most) for SITE CHMOD.
+	Chmod(path string, mode fs.FileMode) error
 	// Rights reports what the account may do at path (the rights of the
 	// folder that holds it).
 	Rights(path string) datapath.Rights

@@ -2,8 +2,12 @@ package ftp
 
 import (
 	"fmt"
+	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/sluice-ftp/sluice/datapath"
 )
 
 // cmdSpec describes one verb.
@@ -97,11 +101,6 @@ func (s *Session) dispatch(cmd command) {
 		return
 	}
 	spec.fn(s, cmd.Arg)
-	// RNTO must immediately follow RNFR (RFC 959 section 4.1.3): any other
-	// command, RNTO included, forgets the source.
-	if cmd.Verb != "RNFR" {
-		s.renameFrom = ""
-	}
 }
 
 func (s *Session) cmdNOOP(string) { s.reply(200, "NOOP ok.") }
@@ -153,18 +152,49 @@ func (s *Session) cmdHELP(arg string) {
 	s.replyMulti(214, "The following commands are recognized.", rows, "Help OK.")
 }
 
-// cmdSITE: no site-specific commands are offered (no CHMOD: modes are the
-// account policy's business, not the client's).
+// cmdSITE offers HELP and CHMOD. CHMOD exists because lftp's `mirror -R`
+// (and FileZilla's "File permissions…") carry modes over with it; it
+// needs the write right and sets permission bits only (the file system
+// refuses setuid, setgid and sticky). Every other SITE command is refused.
 func (s *Session) cmdSITE(arg string) {
-	sub, _, _ := strings.Cut(strings.TrimSpace(arg), " ")
+	sub, rest, _ := strings.Cut(strings.TrimSpace(arg), " ")
 	switch strings.ToUpper(sub) {
 	case "":
 		s.reply(501, "SITE needs a subcommand; SITE HELP lists them.")
 	case "HELP":
-		s.replyMulti(214, "The following SITE commands are recognized.", []string{"HELP"}, "Help OK.")
+		s.replyMulti(214, "The following SITE commands are recognized.", []string{"CHMOD", "HELP"}, "Help OK.")
+	case "CHMOD":
+		s.siteChmod(strings.TrimLeft(rest, " "))
 	default:
-		s.reply(502, "SITE command not supported: this server implements only SITE HELP.")
+		s.reply(502, "SITE command not supported: this server implements SITE CHMOD and SITE HELP.")
 	}
+}
+
+// siteChmod handles "SITE CHMOD mode path"; mode is octal, 3 or 4 digits.
+func (s *Session) siteChmod(arg string) {
+	ms, target, ok := strings.Cut(arg, " ")
+	if !ok || target == "" {
+		s.reply(501, "Usage: SITE CHMOD mode path (mode in octal, e.g. 644)")
+		return
+	}
+	mode, err := strconv.ParseUint(ms, 8, 32)
+	if err != nil || len(ms) > 4 {
+		s.reply(501, "SITE CHMOD: the mode must be octal, e.g. 644.")
+		return
+	}
+	if mode&^0o777 != 0 {
+		s.reply(550, "SITE CHMOD: only permission bits (0777) may be set; no setuid, setgid or sticky bits.")
+		return
+	}
+	p, ok := s.resolve(target)
+	if !ok || !s.allowed(p, datapath.RightWrite) {
+		return
+	}
+	if err := s.fs.Chmod(p, fs.FileMode(mode)); err != nil {
+		s.fail(err, p)
+		return
+	}
+	s.reply(200, "SITE CHMOD command ok.")
 }
 
 // features are the FEAT lines (RFC 2389), sorted as most servers do.

@@ -26,7 +26,8 @@ func TestMiscCommands(t *testing.T) {
 		{"STRU F", 200}, {"STRU R", 504}, {"STRU", 501},
 		{"ALLO 1000", 202}, {"ACCT x", 202},
 		{"OPTS UTF8 OFF", 200}, {"OPTS FOO", 501}, {"OPTS", 501},
-		{"SITE", 501}, {"SITE CHMOD 777 f.txt", 502},
+		{"SITE", 501}, {"SITE CHMOD 600 f.txt", 200}, {"SITE CHMOD 4755 f.txt", 550},
+		{"SITE CHMOD 9 f.txt", 501}, {"SITE CHMOD 644", 501}, {"SITE CHMOD 644 ../x", 550}, {"SITE CHMOD 644 f.txt", 200},
 		{"REST x", 501}, {"REST -1", 501}, {"REST 10", 350},
 		{"SIZE /", 550}, {"SIZE nope", 550},
 		{"MDTM nope", 550},
@@ -39,10 +40,13 @@ func TestMiscCommands(t *testing.T) {
 	} {
 		c.cmd(tt.cmd, tt.code)
 	}
-	if got := c.cmd("SITE HELP", 214); got != "214-The following SITE commands are recognized.\n HELP\n214 Help OK." {
+	if fi, _ := os.Stat(filepath.Join(s.dir, "f.txt")); fi.Mode().Perm() != 0o644 {
+		t.Errorf("after SITE CHMOD 644, mode is %v", fi.Mode())
+	}
+	if got := c.cmd("SITE HELP", 214); got != "214-The following SITE commands are recognized.\n CHMOD\n HELP\n214 Help OK." {
 		t.Errorf("SITE HELP = %q", got)
 	}
-	if got := c.cmd("SITE FOO", 502); !strings.Contains(got, "only SITE HELP") {
+	if got := c.cmd("SITE FOO", 502); !strings.Contains(got, "SITE CHMOD and SITE HELP") {
 		t.Errorf("SITE FOO = %q", got)
 	}
 	if got := c.cmd("SIZE f.txt", 213); got != "5" {

@@ -132,6 +132,13 @@ func (r *rootFS) Chtimes(p string, mtime time.Time) error {
 	return mapErr(r.root.Chtimes(rel(p), mtime, mtime))
 }
 
+func (r *rootFS) Chmod(p string, mode fs.FileMode) error {
+	if err := r.need(p, datapath.RightWrite); err != nil {
+		return err
+	}
+	return mapErr(r.root.Chmod(rel(p), mode))
+}
+
 func (r *rootFS) Rights(p string) datapath.Rights {
 	best, bestLen := datapath.RightsNone, -1
 	for prefix, rt := range r.rights {

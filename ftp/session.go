@@ -337,6 +337,14 @@ func (s *Session) handleLine(l ctlLine) {
 	s.mu.Lock()
 	s.sum.Commands++
 	s.mu.Unlock()
+	wasRNFR := false
+	defer func() {
+		// RNTO must immediately follow RNFR (RFC 959 section 4.1.3): any
+		// other line, RNTO included, forgets the source.
+		if !wasRNFR {
+			s.renameFrom = ""
+		}
+	}()
 	if l.tooLong {
 		s.reply(errLineTooBig.Code, errLineTooBig.Msg)
 		return
@@ -348,6 +356,7 @@ func (s *Session) handleLine(l ctlLine) {
 		return
 	}
 	s.evPath = ""
+	wasRNFR = cmd.Verb == "RNFR"
 	s.dispatch(cmd)
 	if s.cfg.LogCommands {
 		s.emit(Event{Kind: "command", Command: cmd.Verb, Path: s.evPath, Code: s.lastCode()})

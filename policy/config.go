@@ -171,7 +171,7 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("read config %s: larger than %d MiB", path, maxConfigSize>>20)
 	}
 	data := make([]byte, fi.Size())
-	if _, err := readFull(f, data); err != nil {
+	if _, err := readConfigBytes(f, data); err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	abs, err := filepath.Abs(path)
@@ -186,7 +186,7 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-func readFull(f *os.File, buf []byte) (int, error) {
+func readConfigBytes(f *os.File, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
 		m, err := f.Read(buf[n:])

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ const demoHash0 = "$argon2id$v=19$m=19456,t=2,p=1$10UVs830OKIm4BbaKreKSw$AW5/ywM
 const testHash = "$argon2id$v=19$m=19456,t=2,p=1$N7FPzhgZt8hed/lo4shAxA$pl0UkkyNhXqpJDRYUjb86WGXiDrEwJLkBhEXooFth+c"
 
 // account is a valid [[account]] block for building test files.
-func account(name string) string {
+func acctTOML(name string) string {
 	return `
 [[account]]
 name = "` + name + `"
@@ -52,8 +53,8 @@ func problemsOf(t *testing.T, err error) []*Problem {
 }
 
 func TestParseMinimalGetsDefaults(t *testing.T) {
-	c := mustParse(t, account("alice"))
-	want := defaults()
+	c := mustParse(t, acctTOML("alice"))
+	want := defaultConfig()
 	want.Server.StateDir = "/srv/sluice/var/lib"
 	if !reflect.DeepEqual(c.Server, want.Server) || !reflect.DeepEqual(c.Log, want.Log) ||
 		!reflect.DeepEqual(c.FTP, want.FTP) || !reflect.DeepEqual(c.Limits, want.Limits) {
@@ -164,7 +165,7 @@ disabled = true
 // TestParseInvalid checks that each mistake is refused with an error that
 // names its key and says why.
 func TestParseInvalid(t *testing.T) {
-	acct := account("a")
+	acct := acctTOML("a")
 	folder := func(body string) string {
 		return "[[account]]\nname = \"a\"\npassword = \"" + demoHash0 + "\"\n[[account.folder]]\n" + body
 	}
@@ -245,8 +246,8 @@ func TestParseInvalid(t *testing.T) {
 		{"name empty", strings.Replace(acct, `"a"`, `""`, 1), "account[0].name", "not a valid account name"},
 		{"name dotdot", strings.Replace(acct, `"a"`, `".."`, 1), "account[0].name", "not a valid account name"},
 		{"name dash", strings.Replace(acct, `"a"`, `"-rf"`, 1), "account[0].name", "must not start with '-'"},
-		{"name duplicate", acct + account("a"), "account[1].name", `"a" duplicates account[0]`},
-		{"name duplicate case", acct + account("A"), "account[1].name", "differing only in case"},
+		{"name duplicate", acct + acctTOML("a"), "account[1].name", `"a" duplicates account[0]`},
+		{"name duplicate case", acct + acctTOML("A"), "account[1].name", "differing only in case"},
 		{"password missing", "[[account]]\nname = \"a\"\n[[account.folder]]\npath = \"/\"\ndir = \"d\"\nrights = [\"read\"]\n", "account[0].password", "missing"},
 		{"password plain", strings.Replace(acct, testHash, "hunter2", 1), "account[0].password", "plain-text"},
 		{"password bcrypt", strings.Replace(acct, testHash, "$2y$10$abcdefghijklmnopqrstuu5J5Rf5Ww3h5G4dSxD0dKZ6xFhQ9S6Cm", 1), "account[0].password", "not argon2id"},
@@ -415,7 +416,7 @@ state_dir = "state"
 [log]
 audit = "logs/../audit.json"
 xferlog = "/abs/xferlog"
-` + account("a") + `
+` + acctTOML("a") + `
   [[account.folder]]
   path = "/up"
   dir = "../up/./x/"
@@ -489,7 +490,7 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestAccountLookup(t *testing.T) {
-	c := mustParse(t, account("alice")+account("bob"))
+	c := mustParse(t, acctTOML("alice")+acctTOML("bob"))
 	if a := c.Account("bob"); a == nil || a.Name != "bob" || a != &c.Accounts[1] {
 		t.Errorf("Account(bob) = %v", a)
 	}
@@ -545,7 +546,7 @@ func TestAllowedFrom(t *testing.T) {
 }
 
 func TestWarnings(t *testing.T) {
-	demoAccount := strings.Replace(account("demo"), testHash, demoHash0, 1)
+	demoAccount := strings.Replace(acctTOML("demo"), testHash, demoHash0, 1)
 	writer := `
 [[account]]
 name = "up"
@@ -613,7 +614,7 @@ ban_after_failures = 0
 func TestWarningsFileMode(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "s.toml")
-	text := "[ftp]\nlisten = [\"127.0.0.1:21\"]\n" + strings.Replace(account("alice"), "[[account.folder]]", "uid = 3000\n[[account.folder]]", 1)
+	text := "[ftp]\nlisten = [\"127.0.0.1:21\"]\n" + strings.Replace(acctTOML("alice"), "[[account.folder]]", "uid = 3000\n[[account.folder]]", 1)
 	for _, tc := range []struct {
 		mode os.FileMode
 		want string
@@ -634,5 +635,40 @@ func TestWarningsFileMode(t *testing.T) {
 		if (tc.want == "") != (w == "") || !strings.Contains(w, tc.want) {
 			t.Errorf("mode %04o: warnings %q, want %q", tc.mode, w, tc.want)
 		}
+	}
+}
+
+// TestParseLargeInputs checks that long lists and many problems neither
+// take long (nothing quadratic) nor flood the report.
+func TestParseLargeInputs(t *testing.T) {
+	const n = 20000
+	var b strings.Builder
+	list := func(format string) string {
+		b.Reset()
+		for i := range n {
+			fmt.Fprintf(&b, format, i/256, i%256)
+		}
+		return b.String()
+	}
+	cases := []struct{ name, text, key string }{
+		{"listen", "[ftp]\nlisten = [" + list(`"10.%d.%d.1:21",`) + "]\n" + acctTOML("a"), "ftp.listen"},
+		{"allow_from", strings.Replace(acctTOML("a"), "[[account.folder]]", "allow_from = ["+list(`"10.%d.%d.1",`)+"]\n[[account.folder]]", 1), "account[0].allow_from"},
+		{"rights", strings.Replace(acctTOML("a"), `rights = ["list", "read"]`, "rights = ["+strings.Repeat(`"read",`, n)+"]", 1), "account[0].folder[0].rights"},
+		{"folders", acctTOML("a") + strings.Repeat("[[account.folder]]\npath = \"/x\"\ndir = \"d\"\nrights = [\"read\"]\n", 100), "account[0].folder"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.text), "/b", "x")
+			ps := problemsOf(t, err)
+			if len(ps) != 1 || ps[0].Key != tc.key {
+				t.Errorf("problems: %v", err)
+			}
+		})
+	}
+	// Twenty thousand broken accounts: the report is capped.
+	_, err := Parse([]byte(strings.Repeat("[[account]]\nname = \"?\"\n", n)), "/b", "x")
+	ps := problemsOf(t, err)
+	if len(ps) != maxProblems+1 || ps[maxProblems].Msg != fmt.Sprintf("and %d more problems", 3*n-maxProblems) {
+		t.Errorf("%d problems, last %v", len(ps), ps[len(ps)-1])
 	}
 }

@@ -53,46 +53,63 @@ func (e *ConfigError) Unwrap() []error {
 }
 
 // problems collects the problems of one parse.
-type problems struct {
-	list []*Problem
+type problemList struct {
+	list    []*Problem
+	dropped int // problems beyond maxProblems
 	// known, when not nil, receives the keys the schema knows for each
 	// table walked (for the test that the example file shows them all).
 	known map[string][]string
 }
 
-func (ps *problems) add(key, format string, args ...any) {
+// maxProblems bounds the problems kept from one parse: enough for any
+// real file, and a generated or damaged one cannot flood the terminal.
+const maxProblems = 200
+
+func (ps *problemList) add(key, format string, args ...any) {
+	if len(ps.list) >= maxProblems {
+		ps.dropped++
+		return
+	}
 	ps.list = append(ps.list, &Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// result returns the problems, with a last one counting those dropped.
+func (ps *problemList) result() []*Problem {
+	if ps.dropped > 0 {
+		return append(ps.list, &Problem{Msg: fmt.Sprintf("and %d more problems", ps.dropped)})
+	}
+	return ps.list
 }
 
 // table walks one decoded TOML table, recording which keys the schema knows
 // (every key asked for, present or not) so that finish can report the rest
 // as unknown, with their full path.
-type table struct {
-	ps    *problems
+type tomlTable struct {
+	ps    *problemList
 	path  string // "" for the root, "ftp", "account[0].folder[1]"
 	m     map[string]any
 	known []string
 }
 
-func (t *table) key(k string) string {
+func (t *tomlTable) key(k string) string {
 	if t.path == "" {
 		return k
 	}
 	return t.path + "." + k
 }
 
-func (t *table) get(k string) (any, bool) {
+func (t *tomlTable) get(k string) (any, bool) {
 	t.known = append(t.known, k)
 	v, ok := t.m[k]
 	return v, ok
 }
 
-func (t *table) wrongType(k, want string, v any) {
+func (t *tomlTable) wrongType(k, want string, v any) {
 	t.ps.add(t.key(k), "must be %s, not %s", want, tomlType(v))
 }
 
 // str sets *dst to the string at k, if there is one.
-func (t *table) str(k string, dst *string) bool {
+func (t *tomlTable) str(k string, dst *string) bool {
 	v, ok := t.get(k)
 	if !ok {
 		return false
@@ -106,7 +123,7 @@ func (t *table) str(k string, dst *string) bool {
 	return true
 }
 
-func (t *table) boolean(k string, dst *bool) bool {
+func (t *tomlTable) boolean(k string, dst *bool) bool {
 	v, ok := t.get(k)
 	if !ok {
 		return false
@@ -121,7 +138,7 @@ func (t *table) boolean(k string, dst *bool) bool {
 }
 
 // integer sets *dst to the integer at k if it lies in min..max.
-func (t *table) integer(k string, dst *int64, min, max int64) bool {
+func (t *tomlTable) integer(k string, dst *int64, min, max int64) bool {
 	v, ok := t.get(k)
 	if !ok {
 		return false
@@ -139,7 +156,7 @@ func (t *table) integer(k string, dst *int64, min, max int64) bool {
 	return true
 }
 
-func (t *table) intIn(k string, dst *int, min, max int64) bool {
+func (t *tomlTable) intIn(k string, dst *int, min, max int64) bool {
 	var n int64
 	if !t.integer(k, &n, min, max) {
 		return false
@@ -150,7 +167,7 @@ func (t *table) intIn(k string, dst *int, min, max int64) bool {
 
 // id reads a uid or gid: 1..2^32-2 (0 is root; 2^32-1 is the "no change"
 // value of setresuid).
-func (t *table) id(k string, dst *uint32) bool {
+func (t *tomlTable) id(k string, dst *uint32) bool {
 	v, ok := t.m[k]
 	if n, isInt := v.(int64); ok && isInt && n == 0 {
 		t.get(k)
@@ -166,7 +183,7 @@ func (t *table) id(k string, dst *uint32) bool {
 }
 
 // duration reads a duration string ("30s") in min..max.
-func (t *table) duration(k string, dst *time.Duration, min, max time.Duration) bool {
+func (t *tomlTable) duration(k string, dst *time.Duration, min, max time.Duration) bool {
 	v, ok := t.get(k)
 	if !ok {
 		return false
@@ -205,7 +222,7 @@ func (t *table) duration(k string, dst *time.Duration, min, max time.Duration) b
 }
 
 // strList reads an array of strings.
-func (t *table) strList(k string, dst *[]string) bool {
+func (t *tomlTable) strList(k string, dst *[]string) bool {
 	v, ok := t.get(k)
 	if !ok {
 		return false
@@ -233,7 +250,7 @@ func (t *table) strList(k string, dst *[]string) bool {
 }
 
 // sub returns the table at k, or nil when it is absent or not a table.
-func (t *table) sub(k string) *table {
+func (t *tomlTable) sub(k string) *tomlTable {
 	v, ok := t.get(k)
 	if !ok {
 		return nil
@@ -243,11 +260,11 @@ func (t *table) sub(k string) *table {
 		t.ps.add(t.key(k), "must be a table ([%s]), not %s", t.key(k), tomlType(v))
 		return nil
 	}
-	return &table{ps: t.ps, path: t.key(k), m: m}
+	return &tomlTable{ps: t.ps, path: t.key(k), m: m}
 }
 
 // subArray returns the array of tables at k ([[k]]).
-func (t *table) subArray(k string) []*table {
+func (t *tomlTable) subArray(k string) []*tomlTable {
 	v, ok := t.get(k)
 	if !ok {
 		return nil
@@ -269,15 +286,15 @@ func (t *table) subArray(k string) []*table {
 		t.ps.add(t.key(k), "must be an array of tables ([[%s]]), not %s", t.key(k), tomlType(v))
 		return nil
 	}
-	out := make([]*table, len(maps))
+	out := make([]*tomlTable, len(maps))
 	for i, m := range maps {
-		out[i] = &table{ps: t.ps, path: fmt.Sprintf("%s[%d]", t.key(k), i), m: m}
+		out[i] = &tomlTable{ps: t.ps, path: fmt.Sprintf("%s[%d]", t.key(k), i), m: m}
 	}
 	return out
 }
 
 // finish reports the keys of t that the schema did not ask for.
-func (t *table) finish() {
+func (t *tomlTable) finish() {
 	if t == nil {
 		return
 	}
@@ -293,7 +310,7 @@ func (t *table) finish() {
 	slices.Sort(unknown)
 	for _, k := range unknown {
 		msg := "unknown key"
-		if s := suggest(k, t.known); s != "" {
+		if s := suggestKey(k, t.known); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		t.ps.add(t.key(k), "%s", msg)
@@ -302,7 +319,7 @@ func (t *table) finish() {
 
 // suggest returns the known key closest to k, if it is close enough to be
 // a likely typo.
-func suggest(k string, known []string) string {
+func suggestKey(k string, known []string) string {
 	best, bestD := "", 3
 	for _, c := range known {
 		if strings.EqualFold(c, k) {

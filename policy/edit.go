@@ -60,7 +60,7 @@ func AddAccount(path string, a AccountSpec) error {
 		if findRawAccount(accts, a.Name, true) >= 0 {
 			return "", nil, fmt.Errorf("add account %q: %w", a.Name, ErrAccountExists)
 		}
-		text, err := a.tomlBlock(newline(doc))
+		text, err := a.tomlBlock(docNewline(doc))
 		if err != nil {
 			return "", nil, fmt.Errorf("add account %q: %w", a.Name, err)
 		}
@@ -68,21 +68,21 @@ func AddAccount(path string, a AccountSpec) error {
 		if len(blocks) > 0 {
 			last := blocks[len(blocks)-1]
 			at := lines[last.contentEnd-1].end
-			prefix := newline(doc)
+			prefix := docNewline(doc)
 			if !endsWithNewline(doc[:at]) {
-				prefix += newline(doc)
+				prefix += docNewline(doc)
 			}
 			if rest := doc[at:]; rest != "" && !strings.HasPrefix(rest, "\n") && !strings.HasPrefix(rest, "\r\n") {
-				text += newline(doc) // keep what follows apart
+				text += docNewline(doc) // keep what follows apart
 			}
 			out = doc[:at] + prefix + text + doc[at:]
 		} else {
 			prefix := ""
 			if doc != "" && !endsWithNewline(doc) {
-				prefix = newline(doc)
+				prefix = docNewline(doc)
 			}
 			if t := doc + prefix; t != "" && !strings.HasSuffix(t, "\n\n") && !strings.HasSuffix(t, "\r\n\r\n") {
-				prefix += newline(doc)
+				prefix += docNewline(doc)
 			}
 			out = doc + prefix + text
 		}
@@ -110,7 +110,7 @@ func SetPassword(path, name, phc string) error {
 			return "", nil, fmt.Errorf("set password of %q: %w", name, ErrNoSuchAccount)
 		}
 		b := blocks[i]
-		nl := newline(doc)
+		nl := docNewline(doc)
 		assign := "password = " + tomlString(phc)
 		var out string
 		pw, nameLine := -1, -1
@@ -218,7 +218,7 @@ func editConfig(path string, edit editFunc) error {
 		return fmt.Errorf("edit config %s: larger than %d MiB", path, maxConfigSize>>20)
 	}
 	data := make([]byte, fi.Size())
-	if _, err := readFull(f, data); err != nil {
+	if _, err := readConfigBytes(f, data); err != nil {
 		return fmt.Errorf("edit config: %w", err)
 	}
 	doc := string(data)
@@ -398,7 +398,7 @@ func sameOutside(a, b map[string]any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-func newline(doc string) string {
+func docNewline(doc string) string {
 	if i := strings.IndexByte(doc, '\n'); i > 0 && doc[i-1] == '\r' {
 		return "\r\n"
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/edit/*.golden")
+var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/edit/*.golden")
 
 // newHash is the PHC string the edit tests set (a hash of "new").
 const newHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0123456789abcdefghijklmnopqrstuvwxyzABCDEFE"
@@ -32,7 +32,7 @@ var dave = AccountSpec{
 }
 
 // copyFixture copies testdata/edit/name to a temporary directory.
-func copyFixture(t *testing.T, name string) string {
+func copyEditFixture(t *testing.T, name string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "edit", name))
 	if err != nil {
@@ -45,7 +45,7 @@ func copyFixture(t *testing.T, name string) string {
 	return p
 }
 
-func readString(t *testing.T, p string) string {
+func readTestFile(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -81,13 +81,13 @@ func TestEditGolden(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.golden, func(t *testing.T) {
-			p := copyFixture(t, tc.fixture)
+			p := copyEditFixture(t, tc.fixture)
 			if err := tc.edit(p); err != nil {
 				t.Fatal(err)
 			}
-			got := readString(t, p)
+			got := readTestFile(t, p)
 			gp := filepath.Join("testdata", "edit", tc.golden+".golden")
-			if *update {
+			if *updateGolden {
 				if err := os.WriteFile(gp, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -108,7 +108,7 @@ func TestEditGolden(t *testing.T) {
 
 // TestEditSemantics checks each edit's meaning on the loaded result.
 func TestEditSemantics(t *testing.T) {
-	p := copyFixture(t, "base.toml")
+	p := copyEditFixture(t, "base.toml")
 	names := func() []string {
 		accts, err := ListAccounts(p)
 		if err != nil {
@@ -159,7 +159,7 @@ func TestEditSemantics(t *testing.T) {
 	if f := c.Account("f"); f.UID != DefaultUID || f.GID != DefaultGID || f.MaxSessions != 0 || f.Disabled {
 		t.Errorf("spec defaults: %+v", f)
 	}
-	if !strings.Contains(readString(t, p), "name = \"f\"\npassword = \""+newHash+"\"\nuid = 65534\ngid = 65534\n") {
+	if !strings.Contains(readTestFile(t, p), "name = \"f\"\npassword = \""+newHash+"\"\nuid = 65534\ngid = 65534\n") {
 		t.Error("uid/gid not written explicitly")
 	}
 	// Delete every account: the file still loads (with a warning).
@@ -171,7 +171,7 @@ func TestEditSemantics(t *testing.T) {
 	if got := names(); len(got) != 0 {
 		t.Errorf("left: %q", got)
 	}
-	if text := readString(t, p); !strings.HasSuffix(text, "passive_ports = \"50000-50100\"\n\n# ---- accounts ----\n\n# Alice: accounting, until 2027.\n\n# Bob: uploads only\n\n# end of file\n") {
+	if text := readTestFile(t, p); !strings.HasSuffix(text, "passive_ports = \"50000-50100\"\n\n# ---- accounts ----\n\n# Alice: accounting, until 2027.\n\n# Bob: uploads only\n\n# end of file\n") {
 		t.Errorf("after deleting all:\n%s", text)
 	}
 }
@@ -221,7 +221,7 @@ func TestEditRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var p string
 			if tc.fixture != "" {
-				p = copyFixture(t, tc.fixture)
+				p = copyEditFixture(t, tc.fixture)
 			} else {
 				p = filepath.Join(t.TempDir(), "sluice.toml")
 				os.WriteFile(p, nil, 0o600)
@@ -232,7 +232,7 @@ func TestEditRefusals(t *testing.T) {
 				b, _ := os.ReadFile(filepath.Join("testdata", "edit", tc.fixture))
 				before = string(b)
 			} else {
-				before = readString(t, p)
+				before = readTestFile(t, p)
 			}
 			if err == nil {
 				t.Fatal("edit accepted")
@@ -243,7 +243,7 @@ func TestEditRefusals(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("error %q does not contain %q", err, tc.msg)
 			}
-			if got := readString(t, p); got != before {
+			if got := readTestFile(t, p); got != before {
 				t.Errorf("file changed:\n%s", got)
 			}
 			ents, _ := os.ReadDir(filepath.Dir(p))
@@ -285,7 +285,7 @@ func TestEditAtomicWrite(t *testing.T) {
 	if os.SameFile(before, after) {
 		t.Error("file rewritten in place, not replaced by rename")
 	}
-	if !strings.Contains(readString(t, real), newHash) {
+	if !strings.Contains(readTestFile(t, real), newHash) {
 		t.Error("target not edited")
 	}
 	ents, _ := os.ReadDir(dir)
@@ -299,7 +299,7 @@ func TestEditAtomicWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	old := readString(t, real)
+	old := readTestFile(t, real)
 	if err := DeleteAccount(real, "bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestWriteFileAtomicFailure(t *testing.T) {
 	if len(ents) != 2 {
 		t.Errorf("left behind: %v", ents)
 	}
-	if readString(t, p) != "old" {
+	if readTestFile(t, p) != "old" {
 		t.Error("original changed")
 	}
 }
@@ -334,7 +334,7 @@ func TestWriteFileAtomicFailure(t *testing.T) {
 // TestEditConcurrent runs many edits at once: the lock serialises them, so
 // none is lost.
 func TestEditConcurrent(t *testing.T) {
-	p := copyFixture(t, "base.toml")
+	p := copyEditFixture(t, "base.toml")
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -376,7 +376,7 @@ func TestTOMLString(t *testing.T) {
 // TestEditBOM checks a file that starts with a UTF-8 byte order mark.
 func TestEditBOM(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bom.toml")
-	text := "\ufeff" + account("a") + account("b")
+	text := "\ufeff" + acctTOML("a") + acctTOML("b")
 	os.WriteFile(p, []byte(text), 0o600)
 	if err := SetPassword(p, "a", newHash); err != nil {
 		t.Fatal(err)
@@ -384,8 +384,8 @@ func TestEditBOM(t *testing.T) {
 	if err := DeleteAccount(p, "b"); err != nil {
 		t.Fatal(err)
 	}
-	want := "\ufeff" + strings.Replace(account("a"), testHash, newHash, 1)
-	if got := readString(t, p); got != want {
+	want := "\ufeff" + strings.Replace(acctTOML("a"), testHash, newHash, 1)
+	if got := readTestFile(t, p); got != want {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }

@@ -71,7 +71,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 	if prob != nil {
 		t.Fatal(prob)
 	}
-	p := &parser{ps: &problems{known: map[string][]string{}}, base: "/base"}
+	p := &cfgParser{ps: &problemList{known: map[string][]string{}}, base: "/base"}
 	p.config(raw)
 	if len(p.ps.list) > 0 {
 		t.Fatalf("problems: %v", p.ps.list)

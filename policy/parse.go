@@ -20,7 +20,7 @@ import (
 
 // Defaults of the keys a file leaves out. sluice.example.toml documents the
 // same values (and a test holds the two together).
-func defaults() Config {
+func defaultConfig() Config {
 	return Config{
 		Server: ServerConfig{
 			Name:          "sluice",
@@ -68,8 +68,9 @@ const (
 	maxListeners      = 64
 	maxSessionsBound  = 1_000_000
 	maxFoldersPerAcct = 64 // a login passes one directory fd per folder over SCM_RIGHTS (at most 253)
-	maxAccountName    = 64
-	day               = 24 * time.Hour
+	maxAllowFrom      = 1024
+	maxRightNames     = 16
+	durDay            = 24 * time.Hour
 )
 
 var accountNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,64}$`)
@@ -99,10 +100,10 @@ func Parse(data []byte, baseDir, source string) (*Config, error) {
 	if prob != nil {
 		return nil, &ConfigError{Source: source, Problems: []*Problem{prob}}
 	}
-	p := &parser{ps: &problems{}, base: baseDir}
+	p := &cfgParser{ps: &problemList{}, base: baseDir}
 	c := p.config(raw)
 	if len(p.ps.list) > 0 {
-		return nil, &ConfigError{Source: source, Problems: p.ps.list}
+		return nil, &ConfigError{Source: source, Problems: p.ps.result()}
 	}
 	c.Source = source
 	return c, nil
@@ -129,14 +130,14 @@ func decodeRaw(data []byte) (map[string]any, *Problem) {
 	return raw, nil
 }
 
-type parser struct {
-	ps   *problems
+type cfgParser struct {
+	ps   *problemList
 	base string
 }
 
-func (p *parser) config(raw map[string]any) *Config {
-	c := defaults()
-	root := &table{ps: p.ps, m: raw}
+func (p *cfgParser) config(raw map[string]any) *Config {
+	c := defaultConfig()
+	root := &tomlTable{ps: p.ps, m: raw}
 
 	if t := root.sub("server"); t != nil {
 		p.server(t, &c.Server)
@@ -174,7 +175,7 @@ func (p *parser) config(raw map[string]any) *Config {
 }
 
 // resolve makes a path from the file absolute.
-func (p *parser) resolve(s string) string {
+func (p *cfgParser) resolve(s string) string {
 	if s == "" {
 		return ""
 	}
@@ -185,7 +186,7 @@ func (p *parser) resolve(s string) string {
 }
 
 // pathValue reads a file-system path key and resolves it.
-func (p *parser) pathValue(t *table, k string, dst *string) bool {
+func (p *cfgParser) pathValue(t *tomlTable, k string, dst *string) bool {
 	var s string
 	if !t.str(k, &s) {
 		return false
@@ -202,7 +203,7 @@ func (p *parser) pathValue(t *table, k string, dst *string) bool {
 	return true
 }
 
-func (p *parser) server(t *table, s *ServerConfig) {
+func (p *cfgParser) server(t *tomlTable, s *ServerConfig) {
 	if t.str("name", &s.Name) {
 		if s.Name == "" || len(s.Name) > 64 || !oneLine(s.Name) {
 			t.ps.add(t.key("name"), "must be 1..64 characters without control characters")
@@ -225,10 +226,10 @@ func (p *parser) server(t *table, s *ServerConfig) {
 	t.id("worker_uid", &s.WorkerUID)
 	t.id("worker_gid", &s.WorkerGID)
 	t.intIn("worker_pool", &s.WorkerPool, 0, maxWorkerPool)
-	t.duration("shutdown_grace", &s.ShutdownGrace, 0, day)
+	t.duration("shutdown_grace", &s.ShutdownGrace, 0, durDay)
 }
 
-func (p *parser) log(t *table, l *LogConfig) {
+func (p *cfgParser) log(t *tomlTable, l *LogConfig) {
 	if t.str("audit", &l.Audit) {
 		switch l.Audit {
 		case "stdout":
@@ -245,18 +246,18 @@ func (p *parser) log(t *table, l *LogConfig) {
 		}
 	}
 	if t.str("format", &l.Format) {
-		if !oneOf(l.Format, "auto", "json", "pretty") {
+		if !isOneOf(l.Format, "auto", "json", "pretty") {
 			t.ps.add(t.key("format"), "unknown format %q (want auto, json or pretty)", l.Format)
 		}
 	}
 	if t.str("level", &l.Level) {
-		if !oneOf(l.Level, "debug", "info", "warn", "error") {
+		if !isOneOf(l.Level, "debug", "info", "warn", "error") {
 			t.ps.add(t.key("level"), "unknown level %q (want debug, info, warn or error)", l.Level)
 		}
 	}
 	t.boolean("commands", &l.Commands)
 	if t.str("xferlog", &l.Xferlog) && l.Xferlog != "" {
-		if oneOf(l.Xferlog, "stdout", "stderr", "-") {
+		if isOneOf(l.Xferlog, "stdout", "stderr", "-") {
 			t.ps.add(t.key("xferlog"), `must be a file path (or "" for none), not %q`, l.Xferlog)
 		} else if strings.ContainsRune(l.Xferlog, 0) {
 			t.ps.add(t.key("xferlog"), "must not contain NUL")
@@ -269,7 +270,7 @@ func (p *parser) log(t *table, l *LogConfig) {
 	}
 }
 
-func (p *parser) ftp(t *table, f *FTPConfig) {
+func (p *cfgParser) ftp(t *tomlTable, f *FTPConfig) {
 	var listen []string
 	if t.strList("listen", &listen) {
 		f.Listen = nil
@@ -277,7 +278,8 @@ func (p *parser) ftp(t *table, f *FTPConfig) {
 			t.ps.add(t.key("listen"), "must list at least one address (host:port)")
 		}
 		if len(listen) > maxListeners {
-			t.ps.add(t.key("listen"), "more than %d addresses", maxListeners)
+			t.ps.add(t.key("listen"), "%d addresses; at most %d", len(listen), maxListeners)
+			listen = nil
 		}
 		seen := map[netip.AddrPort]int{}
 		for i, s := range listen {
@@ -292,7 +294,7 @@ func (p *parser) ftp(t *table, f *FTPConfig) {
 				continue
 			}
 			for other, j := range seen {
-				if overlaps(ap, other) {
+				if listenOverlaps(ap, other) {
 					t.ps.add(k, "%q overlaps %s[%d] %q: a wildcard address already takes port %d", s, t.key("listen"), j, other, ap.Port())
 				}
 			}
@@ -379,7 +381,7 @@ func validPort(s string) bool {
 
 // overlaps reports whether two different listen addresses cannot both be
 // bound: same family and port, one of them the wildcard.
-func overlaps(a, b netip.AddrPort) bool {
+func listenOverlaps(a, b netip.AddrPort) bool {
 	if a.Port() != b.Port() || a.Addr().Is4() != b.Addr().Is4() {
 		return false
 	}
@@ -408,21 +410,21 @@ func parsePortRange(s string) (int, int, error) {
 	return lo, hi, nil
 }
 
-func (p *parser) limits(t *table, l *Limits) {
+func (p *cfgParser) limits(t *tomlTable, l *Limits) {
 	t.intIn("max_sessions", &l.MaxSessions, 1, maxSessionsBound)
 	t.intIn("max_sessions_per_ip", &l.MaxSessionsPerIP, 1, maxSessionsBound)
 	t.intIn("max_sessions_per_account", &l.MaxSessionsPerAccount, 0, maxSessionsBound)
 	t.duration("login_timeout", &l.LoginTimeout, time.Second, time.Hour)
-	t.duration("idle_timeout", &l.IdleTimeout, time.Second, day)
+	t.duration("idle_timeout", &l.IdleTimeout, time.Second, durDay)
 	t.duration("data_timeout", &l.DataTimeout, time.Second, time.Hour)
 	t.intIn("max_login_attempts", &l.MaxLoginAttempts, 1, 100)
 	t.intIn("ban_after_failures", &l.BanAfterFailures, 0, 1_000_000)
-	t.duration("ban_window", &l.BanWindow, time.Second, 30*day)
-	t.duration("ban_duration", &l.BanDuration, time.Second, 365*day)
+	t.duration("ban_window", &l.BanWindow, time.Second, 30*durDay)
+	t.duration("ban_duration", &l.BanDuration, time.Second, 365*durDay)
 	t.duration("fail_delay", &l.FailDelay, 0, time.Minute)
 }
 
-func (p *parser) account(t *table) Account {
+func (p *cfgParser) account(t *tomlTable) Account {
 	a := Account{UID: DefaultUID, GID: DefaultGID}
 	if t.str("name", &a.Name) {
 		switch {
@@ -447,6 +449,10 @@ func (p *parser) account(t *table) Account {
 	t.id("gid", &a.GID)
 	var from []string
 	if t.strList("allow_from", &from) {
+		if len(from) > maxAllowFrom {
+			t.ps.add(t.key("allow_from"), "%d networks; at most %d", len(from), maxAllowFrom)
+			from = nil
+		}
 		for i, s := range from {
 			pr, err := parseAllow(s)
 			if err != nil {
@@ -465,6 +471,7 @@ func (p *parser) account(t *table) Account {
 	}
 	if len(folders) > maxFoldersPerAcct {
 		t.ps.add(t.key("folder"), "%d folders; at most %d per account", len(folders), maxFoldersPerAcct)
+		folders = nil
 	}
 	seen := map[string]int{}
 	for i, ft := range folders {
@@ -512,7 +519,7 @@ func parseAllow(s string) (netip.Prefix, error) {
 	return pr, nil
 }
 
-func (p *parser) folder(t *table) (Folder, bool) {
+func (p *cfgParser) folder(t *tomlTable) (Folder, bool) {
 	var f Folder
 	ok := true
 	if t.str("path", &f.Path) {
@@ -548,19 +555,25 @@ func (p *parser) folder(t *table) (Folder, bool) {
 			t.ps.add(t.key("rights"), `is empty: list at least one of list, read, write, delete, rename, mkdir, all`)
 			ok = false
 		}
-		for i, n := range names {
+		if len(names) > maxRightNames {
+			t.ps.add(t.key("rights"), "%d rights listed; there are only 7 words", len(names))
+			ok = false
+			names = nil
+		}
+		seen := map[string]bool{}
+		for _, n := range names {
 			r, known := datapath.RightByName(n)
 			if !known {
 				t.ps.add(t.key("rights"), "unknown right %q (want list, read, write, delete, rename, mkdir, all)", n)
 				ok = false
 				continue
 			}
-			for _, prev := range names[:i] {
-				if prev == n {
-					t.ps.add(t.key("rights"), "right %q is listed twice", n)
-					ok = false
-				}
+			if seen[n] {
+				t.ps.add(t.key("rights"), "right %q is listed twice", n)
+				ok = false
+				continue
 			}
+			seen[n] = true
 			f.Rights |= r
 		}
 		f.RightNames = names
@@ -574,11 +587,11 @@ func (p *parser) folder(t *table) (Folder, bool) {
 }
 
 // crossChecks finds problems that involve more than one key.
-func (p *parser) crossChecks(c *Config, accts []*table) {
+func (p *cfgParser) crossChecks(c *Config, accts []*tomlTable) {
 	seen := map[string]int{}
 	for i, a := range c.Accounts {
-		if a.Name == "" || i >= len(accts) {
-			continue
+		if !accountNameRE.MatchString(a.Name) || i >= len(accts) {
+			continue // reported already
 		}
 		k := strings.ToLower(a.Name)
 		if j, dup := seen[k]; dup {
@@ -593,7 +606,7 @@ func (p *parser) crossChecks(c *Config, accts []*table) {
 	}
 }
 
-func oneOf(s string, options ...string) bool {
+func isOneOf(s string, options ...string) bool {
 	for _, o := range options {
 		if s == o {
 			return true

@@ -41,7 +41,7 @@ const (
 // that is not an argon2id PHC string sluice accepts.
 var ErrMalformedHash = errors.New("malformed password hash")
 
-var b64 = base64.RawStdEncoding.Strict()
+var phcB64 = base64.RawStdEncoding.Strict()
 
 // HashPassword hashes pw with argon2id and returns the PHC string
 // "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>" (unpadded standard base64),
@@ -87,7 +87,7 @@ type phc struct {
 
 func formatPHC(h phc) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, h.m, h.t, h.p, b64.EncodeToString(h.salt), b64.EncodeToString(h.key))
+		argon2.Version, h.m, h.t, h.p, phcB64.EncodeToString(h.salt), phcB64.EncodeToString(h.key))
 }
 
 func badHash(format string, args ...any) error {
@@ -140,14 +140,14 @@ func parsePHC(s string) (phc, error) {
 	case m < 8*p || m > maxHashMemoryKiB:
 		return h, badHash("m=%d out of range %d..%d (KiB)", m, 8*p, maxHashMemoryKiB)
 	}
-	salt, err := b64.DecodeString(parts[4])
+	salt, err := phcB64.DecodeString(parts[4])
 	if err != nil {
 		return h, badHash("salt is not unpadded base64")
 	}
 	if len(salt) < minSaltLen || len(salt) > maxSaltLen {
 		return h, badHash("salt is %d bytes, want %d..%d", len(salt), minSaltLen, maxSaltLen)
 	}
-	key, err := b64.DecodeString(parts[5])
+	key, err := phcB64.DecodeString(parts[5])
 	if err != nil {
 		return h, badHash("hash is not unpadded base64")
 	}
