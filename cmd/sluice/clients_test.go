@@ -85,13 +85,13 @@ func TestCurlRoundTrip(t *testing.T) {
 func makeTree(t testing.TB, root string) map[string]string {
 	t.Helper()
 	files := map[string]int64{
-		"readme.txt":                  100,
-		"données/été.txt":             5000,
-		"données/sous dossier/ü.bin":  70000,
+		"readme.txt":                 100,
+		"données/été.txt":            5000,
+		"données/sous dossier/ü.bin": 70000,
 		"日本語/ファイル.dat":               123456,
-		"deep/a/b/c/d/leaf.bin":       1,
-		"spaces in name/x y z.txt":    42,
-		"empty.bin":                   0,
+		"deep/a/b/c/d/leaf.bin":      1,
+		"spaces in name/x y z.txt":   42,
+		"empty.bin":                  0,
 		"deep/a/sibling/emoji-🚀.txt": 777,
 	}
 	sums := map[string]string{}
