@@ -167,7 +167,7 @@ func TestRequestTable(t *testing.T) {
 		{ipc.TClose, phasePreAuth, 0, true},
 		{ipc.TClose, phasePostAuth, 1, false},
 		{ipc.TClose, phaseClosed, 0, false},
-		{ipc.TStart, phasePreAuth, 0, false},     // supervisor → worker only
+		{ipc.TStart, phasePreAuth, 0, false},      // supervisor → worker only
 		{ipc.TAuthReply, phasePostAuth, 0, false}, // supervisor → worker only
 		{ipc.TShutdown, phasePostAuth, 0, false},
 		{ipc.Type(99), phasePostAuth, 0, false},
