@@ -14,6 +14,6 @@
 //
 // Syscalls this package needs after start-up (for the seccomp allow-list):
 // openat2, newfstatat, fstat, getdents64, mkdirat, unlinkat, renameat2,
-// utimensat, close, fcntl, pipe2, splice, sendfile, pread64, read, write,
-// setsockopt, plus the netpoller's epoll_pwait/epoll_ctl.
+// utimensat, fchmodat2 (Chmod), close, fcntl, pipe2, splice, sendfile,
+// pread64, read, write, setsockopt, plus the netpoller's epoll_pwait/epoll_ctl.
 package datapath
