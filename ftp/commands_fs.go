@@ -92,46 +92,37 @@ func (s *Session) changeDir(p string) {
 }
 
 func (s *Session) cmdMKD(arg string) {
-	p, ok := s.resolve(arg)
-	if !ok || !s.allowed(p, datapath.RightMkdir) {
-		return
-	}
-	ev := Event{Kind: "mkdir", Path: p}
-	if err := s.fs.Mkdir(p); err != nil {
-		ev.Code, ev.Detail = s.fail(err, p), err.Error()
-	} else {
-		s.reply(257, quotePath(p)+" created.")
-		ev.Code = 257
-	}
-	s.emit(ev)
+	s.fsChange(arg, "mkdir", datapath.RightMkdir, s.fs.Mkdir, func(p string) (int, string) {
+		return 257, quotePath(p) + " created."
+	})
 }
 
 func (s *Session) cmdRMD(arg string) {
-	p, ok := s.resolve(arg)
-	if !ok || !s.allowed(p, datapath.RightDelete) {
-		return
-	}
-	ev := Event{Kind: "rmdir", Path: p}
-	if err := s.fs.Rmdir(p); err != nil {
-		ev.Code, ev.Detail = s.fail(err, p), err.Error()
-	} else {
-		s.reply(250, "Remove directory operation successful.")
-		ev.Code = 250
-	}
-	s.emit(ev)
+	s.fsChange(arg, "rmdir", datapath.RightDelete, s.fs.Rmdir, func(string) (int, string) {
+		return 250, "Remove directory operation successful."
+	})
 }
 
 func (s *Session) cmdDELE(arg string) {
-	p, ok := s.resolve(arg)
-	if !ok || !s.allowed(p, datapath.RightDelete) {
+	s.fsChange(arg, "delete", datapath.RightDelete, s.fs.Remove, func(string) (int, string) {
+		return 250, "Delete operation successful."
+	})
+}
+
+// fsChange runs one file-system change on the argument's path: resolve,
+// check the right, apply, reply, and emit the audit event either way.
+func (s *Session) fsChange(arg, kind string, right datapath.Rights, apply func(string) error, ok func(p string) (int, string)) {
+	p, valid := s.resolve(arg)
+	if !valid || !s.allowed(p, right) {
 		return
 	}
-	ev := Event{Kind: "delete", Path: p}
-	if err := s.fs.Remove(p); err != nil {
+	ev := Event{Kind: kind, Path: p}
+	if err := apply(p); err != nil {
 		ev.Code, ev.Detail = s.fail(err, p), err.Error()
 	} else {
-		s.reply(250, "Delete operation successful.")
-		ev.Code = 250
+		code, msg := ok(p)
+		s.reply(code, msg)
+		ev.Code = code
 	}
 	s.emit(ev)
 }
