@@ -48,3 +48,26 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Benchmarks (issue 3): sluice against vsftpd, proftpd and pure-ftpd
+# (unpacked side by side by bench/install-peers.sh) and a raw sendfile
+# baseline, on loopback, as root. `bench` writes docs/benchmarks.md and the
+# charts beside it (~15 min); `bench-quick` is the reduced set (<2 min)
+# and writes var/bench-quick/ so that it never replaces the full page.
+bench: build
+	sh bench/install-peers.sh
+	$(GO) run ./bench/cmd/harness -out docs/benchmarks.md
+
+bench-quick: build
+	sh bench/install-peers.sh
+	$(GO) run ./bench/cmd/harness -quick -out var/bench-quick/benchmarks.md
+.PHONY: bench bench-quick
+
+# Rebuilds the committed eBPF objects and Go bindings in bpf/ (bpf2go at the
+# cilium/ebpf version in go.mod). Needs clang-14, llvm-strip-14 and bpftool
+# (Debian: clang-14 llvm-14 bpftool); vmlinux.h comes from the running
+# kernel's BTF. Building and testing sluice need none of these.
+.PHONY: generate
+generate:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/headers/vmlinux.h
+	$(GO) generate ./bpf/

@@ -41,6 +41,7 @@ type Server struct {
 	stopping   atomic.Bool
 	sessionSeq atomic.Uint64
 	sessionTag string
+	sandbox    sandboxState
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -117,6 +118,10 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	if err := s.prepareFolders(cfg); err != nil {
 		return err
 	}
+	if err := s.initSandbox(cfg); err != nil {
+		return err
+	}
+	defer s.closeSandbox()
 	var addrs []string
 	for _, ap := range cfg.FTP.Listen {
 		a := ap.String()
@@ -295,6 +300,14 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 	admitted = false // released by reaped() from now on
 	s.logs.Audit.Info().Str("event", "session.open").Str("session", id).Str("remote", remote).
 		Str("listener", listener).Int("pid", w.pid()).Send()
+	w.mu.Lock()
+	missing := w.missing
+	w.mu.Unlock()
+	if len(missing) > 0 {
+		// require_sandbox = false: say so on every session.
+		s.logs.Ops.Warn().Str("session", id).Int("pid", w.pid()).Strs("not_enforced", missing).
+			Msg("session worker runs with an incomplete sandbox (require_sandbox = false)")
+	}
 }
 
 // admit counts a new connection against the global and per-IP limits.
@@ -510,6 +523,17 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		files = append(files, d)
 		reply.Folders = append(reply.Folders, ipc.Folder{Path: fo.Path, Dir: fo.Dir, Rights: uint16(fo.Rights)})
 	}
+	spec, layer2, err := s.postLoginSandbox(acct, files)
+	if err != nil {
+		s.auth.release(acct.Name)
+		s.logs.Ops.Error().Str("account", acct.Name).Err(err).Msg("cannot build the session's Landlock layer; login refused (require_sandbox = true)")
+		return s.replyAuth(w, ipc.AuthReply{Code: 530, Msg: "Session sandbox unavailable; contact the administrator."})
+	}
+	reply.Sandbox = spec
+	if layer2 != nil {
+		reply.Landlock = true
+		files = append(files, layer2) // closed by the deferred loop above
+	}
 	w.mu.Lock()
 	w.loggedIn = acct.Name
 	w.sess.Account = acct.Name
@@ -549,6 +573,9 @@ func (s *Server) reload() {
 	s.auth.reload(cfg)
 	if err := s.prepareFolders(cfg); err != nil {
 		s.logs.Ops.Error().Err(err).Msg("reload: storage")
+	}
+	if err := s.rebuildLayer1(cfg); err != nil {
+		s.logs.Ops.Error().Err(err).Msg("reload: worker sandbox")
 	}
 	s.updateListeners(old, cfg)
 	// Idle workers were started for the old configuration: recycle them.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-ftp/sluice/daemon/ipc"
 	"github.com/sluice-ftp/sluice/datapath"
@@ -38,7 +39,11 @@ func RunWorker() int {
 		fmt.Fprintln(os.Stderr, "sluice worker:", err)
 		return 2
 	}
-	if err := conn.Send(ipc.Ready{PID: os.Getpid()}); err != nil {
+	missing, code := confineWorker(conn)
+	if code >= 0 {
+		return code
+	}
+	if err := conn.Send(ipc.Ready{PID: os.Getpid(), Missing: missing}); err != nil {
 		return 1
 	}
 	m, files, err := conn.Recv()
@@ -79,6 +84,60 @@ func RunWorker() int {
 		w.tree.Close()
 	}
 	return 0
+}
+
+// confineWorker waits for the supervisor's Confine message and applies the
+// pre-login sandbox (policy.ConfinePreLogin) before the worker says Ready,
+// and so before it is given a client connection. It returns the exit code
+// to end with, or -1 to go on.
+func confineWorker(conn *ipc.Conn) ([]string, int) {
+	m, files, err := conn.Recv()
+	if err != nil {
+		return nil, 0 // recycled or supervisor gone before any session
+	}
+	c, ok := m.(ipc.Confine)
+	if !ok || len(files) > 1 {
+		for _, f := range files {
+			f.Close()
+		}
+		if _, shut := m.(ipc.Shutdown); shut {
+			return nil, 0
+		}
+		fmt.Fprintf(os.Stderr, "sluice worker: expected confine, got %s with %d fds\n", m.Type(), len(files))
+		return nil, 1
+	}
+	var ruleset *os.File
+	if len(files) == 1 {
+		ruleset = files[0]
+		defer ruleset.Close()
+	}
+	missing, err := confinePreLogin(c.Spec, ruleset)
+	if err != nil {
+		// Fail closed: never serve a client unconfined when the
+		// configuration requires the sandbox.
+		fmt.Fprintln(os.Stderr, "sluice worker:", err)
+		return nil, 4
+	}
+	return missing, -1
+}
+
+// confinePreLogin is the worker's pre-login confinement.
+func confinePreLogin(spec policy.ConfineSpec, ruleset *os.File) ([]string, error) {
+	warmUp()
+	return policy.ConfinePreLogin(spec, ruleset)
+}
+
+// warmUp does, before confinement, the lazy one-time work of the Go
+// runtime and standard library that reads files the sandbox then forbids:
+// the local time zone (/etc/localtime) and package net's listen backlog
+// (/proc/sys/net/core/somaxconn, read on the first Listen).
+func warmUp() {
+	_ = time.Now().Local()
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	if l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0"); err == nil {
+		l.Close()
+	}
 }
 
 type authReply struct {
@@ -148,24 +207,33 @@ func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Acco
 			return nil, &ftp.RefusedError{Code: r.Code, Msg: r.Msg, Err: ftp.ErrLoginRefused}
 		}
 	}
-	if len(ar.files) != len(r.Folders) {
-		for _, f := range ar.files {
+	dirs := ar.files
+	var layer2 *os.File
+	if r.Landlock && len(dirs) > 0 {
+		layer2 = dirs[len(dirs)-1]
+		dirs = dirs[:len(dirs)-1]
+		defer layer2.Close()
+	}
+	if len(dirs) != len(r.Folders) {
+		for _, f := range dirs {
 			f.Close()
 		}
-		return nil, fmt.Errorf("supervisor sent %d directories for %d folders", len(ar.files), len(r.Folders))
+		return nil, fmt.Errorf("supervisor sent %d directories for %d folders", len(dirs), len(r.Folders))
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	ar.files = dirs
+	first := w.account == ""
 	if w.account != "" && (r.Account != w.account || r.UID != w.uid || r.GID != w.gid) {
 		for _, f := range ar.files {
 			f.Close()
 		}
 		return nil, &ftp.RefusedError{Code: 530, Msg: "REIN cannot switch accounts: reconnect to log in as another user.", Err: ftp.ErrLoginRefused}
 	}
-	if err := w.becomeAccount(r); err != nil {
-		// Fail closed: a worker that could not drop privileges must not
-		// serve a single file.
-		fmt.Fprintln(os.Stderr, "sluice worker: privilege drop failed:", err)
+	if err := w.enterAccount(r, layer2, first); err != nil {
+		// Fail closed: a worker that could not drop privileges or
+		// confine itself must not serve a single file.
+		fmt.Fprintln(os.Stderr, "sluice worker:", err)
 		os.Exit(3)
 	}
 	mounts := make([]datapath.Mount, len(r.Folders))
@@ -182,6 +250,23 @@ func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Acco
 	w.tree = tree
 	w.loggedIn.Store(true)
 	return &ftp.Account{Name: r.Account, FS: tree, Home: r.Home}, nil
+}
+
+// enterAccount is the login transition: become the account (uid/gid, no
+// groups, no capabilities, verified), then enter its Landlock layer 2 and
+// the narrower seccomp filter — before the first file is touched. On REIN
+// (same account) the sandbox is already in place and could not be applied
+// again anyway (filter 2 forbids landlock and seccomp calls).
+func (w *workerSession) enterAccount(r ipc.AuthReply, layer2 *os.File, first bool) error {
+	if err := w.becomeAccount(r); err != nil {
+		return fmt.Errorf("privilege drop failed: %w", err)
+	}
+	if first && r.Sandbox != nil {
+		if _, err := policy.ConfinePostLogin(*r.Sandbox, layer2); err != nil {
+			return fmt.Errorf("post-login sandbox failed: %w", err)
+		}
+	}
+	return nil
 }
 
 // becomeAccount switches to the account's uid/gid on the first login. A

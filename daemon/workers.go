@@ -86,6 +86,7 @@ type worker struct {
 	killWhy  string
 	loggedIn string // account name while it holds a session slot
 	opened   time.Time
+	missing  []string // sandbox parts not enforced (Ready), require_sandbox = false only
 }
 
 func (w *worker) pid() int { return w.cmd.Process.Pid }
@@ -177,6 +178,11 @@ func (s *Server) spawnWorker() (*worker, error) {
 		counts: map[ipc.Type]int{},
 	}
 	s.track(w)
+	// The worker's first message from us: how to confine itself. It says
+	// Ready only once confined.
+	if err := s.sendConfine(w, cfg); err != nil {
+		w.kill("confine failed: " + err.Error())
+	}
 	ipcDone := make(chan struct{})
 	go func() {
 		err := cmd.Wait()
@@ -233,8 +239,17 @@ func (s *Server) serveWorker(w *worker) {
 		}
 		switch m := m.(type) {
 		case ipc.Ready:
+			if len(m.Missing) > 0 && s.sandbox.require {
+				s.logs.Ops.Error().Int("pid", w.pid()).Strs("not_enforced", m.Missing).Msg("worker could not confine itself; killing it")
+				w.kill("sandbox incomplete")
+				return
+			}
+			if len(m.Missing) > 16 {
+				m.Missing = m.Missing[:16]
+			}
 			w.mu.Lock()
 			w.phase = phaseIdle
+			w.missing = m.Missing
 			w.mu.Unlock()
 			close(w.ready)
 		case ipc.AuthRequest:

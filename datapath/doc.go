@@ -12,8 +12,20 @@
 // buffered copy only where the kernel cannot help (TYPE A conversion, TLS,
 // append-mode files).
 //
+// Upload (Tree.BeginUpload) makes STOR/APPE/STOU atomic and checksummed:
+// bytes go to a hidden ".sluice-partial.NAME", an inline XXH64 follows
+// them, and Commit records the digest (xattr user.sluice.xxh64, or the
+// sidecar ".sluice-meta.NAME" without xattrs) and renames the partial into
+// place. A failed upload keeps its partial with a digest checkpoint for
+// REST + STOR. Tree.Hash answers HASH; Verify is `sluice verify`. See
+// docs/datapath.md.
+//
 // Syscalls this package needs after start-up (for the seccomp allow-list):
-// openat2, newfstatat, fstat, getdents64, mkdirat, unlinkat, renameat2,
-// utimensat, fchmodat2 (Chmod), close, fcntl, pipe2, splice, sendfile,
-// pread64, read, write, setsockopt, plus the netpoller's epoll_pwait/epoll_ctl.
+// openat2, newfstatat, fstat, getdents64, mkdirat, unlinkat, renameat2
+// (flags 0 and RENAME_NOREPLACE), utimensat, fchmodat2 (Chmod), close,
+// fcntl (incl. F_SETPIPE_SZ, F_OFD_SETLK), pipe2, splice, sendfile,
+// pread64, read, write, lseek, ftruncate, fgetxattr, fsetxattr,
+// fremovexattr, setsockopt, plus the netpoller's epoll_pwait/epoll_ctl.
+// Only with Upload.Durable: fdatasync, fsync. Only in the tee benchmark
+// mode: tee.
 package datapath

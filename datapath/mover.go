@@ -58,6 +58,9 @@ type Options struct {
 	// deadline the caller set, and clears it on return. When zero, the
 	// caller's deadlines are honoured as they are.
 	StallTimeout time.Duration
+
+	// hash, if set, follows the bytes Receive writes (Upload sets it).
+	hash *inline
 }
 
 const (
@@ -396,6 +399,16 @@ func spliceReceive(dst *os.File, src *net.TCPConn, o *Options) (res Result, fall
 	if o.Chunk > 0 && o.Chunk < chunk {
 		chunk = o.Chunk
 	}
+	tr, tw := -1, -1
+	if o.hash != nil && o.hash.mode == hashTee {
+		var tsize int
+		if tr, tw, tsize, err = newPipe(); err != nil {
+			return res, "", fmt.Errorf("receive: %w", err)
+		}
+		defer unix.Close(tr)
+		defer unix.Close(tw)
+		chunk = min(chunk, tsize)
+	}
 	cerr := dc.Control(func(dfd uintptr) {
 		for {
 			if o.StallTimeout > 0 {
@@ -436,6 +449,12 @@ func spliceReceive(dst *os.File, src *net.TCPConn, o *Options) (res Result, fall
 			if n == 0 {
 				return // EOF
 			}
+			if tr >= 0 {
+				if err = o.hash.teeRead(pr, tr, tw, n); err != nil {
+					err = fmt.Errorf("receive: %w", err)
+					return
+				}
+			}
 			// pipe → file, at and advancing dst's offset (off=nil).
 			for left := n; left > 0; {
 				m, e := unix.Splice(pr, nil, int(dfd), nil, left, unix.SPLICE_F_MOVE)
@@ -451,6 +470,9 @@ func spliceReceive(dst *os.File, src *net.TCPConn, o *Options) (res Result, fall
 						// splice: copy what the pipe holds.
 						err = drainPipe(pr, int(dfd), left)
 						res.Bytes += int64(left)
+						if o.hash != nil && tr < 0 {
+							o.hash.wrote(left)
+						}
 						fallback = "splice to file: " + e.Error()
 						if err != nil {
 							err = fmt.Errorf("receive: %w", err)
@@ -462,6 +484,9 @@ func spliceReceive(dst *os.File, src *net.TCPConn, o *Options) (res Result, fall
 				}
 				left -= int(m)
 				res.Bytes += int64(m)
+				if o.hash != nil && tr < 0 {
+					o.hash.wrote(int(m))
+				}
 			}
 			if err = o.pace(n); err != nil {
 				return
@@ -527,6 +552,9 @@ func copyReceive(dst *os.File, src net.Conn, o *Options, res Result) (Result, er
 			}
 			w, err := dst.Write(data)
 			res.Bytes += int64(w)
+			if o.hash != nil {
+				o.hash.wrote(w)
+			}
 			if err != nil {
 				return res, fmt.Errorf("receive: %w", err)
 			}
@@ -538,6 +566,9 @@ func copyReceive(dst *os.File, src net.Conn, o *Options, res Result) (Result, er
 			if pendingCR {
 				w, err := dst.Write([]byte{'\r'})
 				res.Bytes += int64(w)
+				if o.hash != nil {
+					o.hash.wrote(w)
+				}
 				if err != nil {
 					return res, fmt.Errorf("receive: %w", err)
 				}

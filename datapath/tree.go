@@ -165,6 +165,11 @@ func (t *Tree) locate(op, p string) (target, error) {
 	if !validPath(p) {
 		return target{}, kindErr(op, p, ErrEscape, "not a clean absolute path")
 	}
+	if reservedPath(p) {
+		// Partial uploads and sidecars are the server's own; they
+		// are reached through the name they belong to.
+		return target{}, kindErr(op, p, ErrNoRight, "reserved name")
+	}
 	for _, m := range t.mounts {
 		if rel, ok := within(m.vpath, p); ok {
 			return target{vpath: p, m: m, rel: rel}, nil
@@ -366,6 +371,9 @@ func (t *Tree) readReal(op string, tg target) ([]fs.FileInfo, error) {
 	for {
 		ents, err := dir.ReadDir(1024)
 		for _, e := range ents {
+			if Reserved(e.Name()) {
+				continue // partial uploads and sidecars stay hidden
+			}
 			if fi := entryInfo(tg, fd, e.Name()); fi != nil {
 				out = append(out, fi)
 			}
@@ -547,6 +555,7 @@ func (t *Tree) Remove(p string) error {
 	if err := unix.Unlinkat(dfd, name, 0); err != nil {
 		return resolveErr(op, p, err, false)
 	}
+	unix.Unlinkat(dfd, MetaPrefix+name, 0) // its sidecar, if any
 	return nil
 }
 
@@ -642,6 +651,11 @@ func (t *Tree) Rename(from, to string) error {
 		}
 		return resolveErr(op, from, err, false)
 	}
+	if !srcDir {
+		// A sidecar follows its file (bound to the inode, so a stale
+		// one left at the target name is harmless either way).
+		unix.Renameat2(ffd, MetaPrefix+fname, tfd, MetaPrefix+tname, 0)
+	}
 	return nil
 }
 
@@ -669,9 +683,18 @@ func (t *Tree) Chtimes(p string, mtime time.Time) error {
 		return resolveErr(op, p, err, true)
 	}
 	defer unix.Close(fd)
+	// A valid digest record stays valid: it is re-stamped with the new
+	// mtime (clients such as lftp set the mtime right after an upload).
+	restamp := t.recordBefore(tg)
 	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime.UnixNano())}
 	if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
+		if restamp != nil {
+			restamp(false)
+		}
 		return pathErr(op, p, err)
+	}
+	if restamp != nil {
+		restamp(true)
 	}
 	return nil
 }

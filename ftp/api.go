@@ -38,6 +38,26 @@ type FileSystem interface {
 	Rights(path string) datapath.Rights
 }
 
+// Uploader is implemented by file systems that offer atomic, checksummed,
+// resumable uploads (datapath.Tree). The session uses it when present;
+// otherwise uploads write the file in place through Create.
+type Uploader interface {
+	// BeginUpload prepares an upload to path: a hidden partial file that
+	// Commit renames into place. offset is the REST offset (STOR only).
+	BeginUpload(path string, mode datapath.UploadMode, offset int64) (*datapath.Upload, error)
+	// PartialSize is the length of path's interrupted upload
+	// (fs.ErrNotExist when there is none): what SIZE reports for a
+	// name that exists only as an upload in progress.
+	PartialSize(path string) (int64, error)
+}
+
+// Hasher is implemented by file systems that keep digests (datapath.Tree):
+// HASH then answers from the digest recorded at upload or a cache. Without
+// it the session computes every digest from the file.
+type Hasher interface {
+	Hash(path string, algo datapath.Algo, from, to int64, o datapath.HashOptions) (datapath.HashResult, error)
+}
+
 // Account is what a successful login yields: who the session now is and
 // the files it may touch. By the time Login returns it, the worker has
 // already dropped to the account's uid/gid.
@@ -46,6 +66,11 @@ type Account struct {
 	FS   FileSystem
 	// Home is the virtual directory the session starts in ("/").
 	Home string
+	// Pacer, if set, gives the pacer of one transfer: dir is "in"
+	// (upload), "out" (download) or "hash" (HASH reading the file). It
+	// is the hook for per-account bandwidth limits (the accounting
+	// layer); nil, or a nil result, means unpaced.
+	Pacer func(dir string) datapath.Pacer
 }
 
 // Authenticator checks a USER/PASS pair. In a worker it is the IPC client
@@ -114,7 +139,14 @@ type Config struct {
 	// MaxLoginAttempts per connection before it is closed with 421.
 	MaxLoginAttempts int
 	LogCommands      bool
+	// HashLimit is the most bytes one HASH (or XCRC/XMD5/XSHA*) may read
+	// from a file; answers from a recorded or cached digest are free.
+	// Zero means DefaultHashLimit; negative, no limit.
+	HashLimit int64
 }
+
+// DefaultHashLimit bounds HASH reads when Config.HashLimit is zero.
+const DefaultHashLimit = 64 << 30
 
 // Summary is what a session reports when it ends.
 type Summary struct {

@@ -75,6 +75,14 @@ func init() {
 		"MFMT": {fn: (*Session).cmdMFMT},
 		"MLST": {fn: (*Session).cmdMLST},
 		"MLSD": {fn: (*Session).cmdMLSD},
+		// Checksums (draft-bryan-ftpext-hash, draft-bryan-ftp-range for
+		// HASH, and the legacy X* commands).
+		"HASH":    {fn: (*Session).cmdHASH},
+		"RANG":    {fn: (*Session).cmdRANG},
+		"XCRC":    {fn: (*Session).cmdXCRC},
+		"XMD5":    {fn: (*Session).cmdXMD5},
+		"XSHA1":   {fn: (*Session).cmdXSHA1},
+		"XSHA256": {fn: (*Session).cmdXSHA256},
 		// Recognised but not offered: security extensions (RFC 2228/4217,
 		// TLS is not this engine's job), SMNT, LANG (RFC 2640), HOST (RFC
 		// 7151). 502 lets clients such as lftp fall back cleanly.
@@ -203,13 +211,19 @@ func (s *Session) features() []string {
 		"CLNT",
 		"EPRT",
 		"EPSV",
+		s.hashFeat(),
 		"MDTM",
 		"MFMT",
 		"MLST " + s.facts.feat(),
+		"RANG",
 		"REST STREAM",
 		"SIZE",
 		"TVFS",
 		"UTF8",
+		"XCRC",
+		"XMD5",
+		"XSHA1",
+		"XSHA256",
 	}
 }
 
@@ -232,6 +246,8 @@ func (s *Session) cmdOPTS(arg string) {
 		default:
 			s.reply(501, "OPTS UTF8 takes ON or OFF.")
 		}
+	case "HASH":
+		s.optsHash(val)
 	case "MLST":
 		s.facts = parseFactSet(strings.TrimSpace(val))
 		s.reply(200, strings.TrimRight("MLST OPTS "+s.facts.String(), " "))

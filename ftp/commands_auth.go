@@ -126,6 +126,7 @@ func (s *Session) resetTransferState() {
 	s.renameFrom = ""
 	s.epsvAll = false
 	s.facts = allFacts
+	s.algo, s.rangSet = "", false
 	s.closeDataSetup()
 }
 

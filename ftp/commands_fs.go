@@ -1,7 +1,9 @@
 package ftp
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -173,6 +175,15 @@ func (s *Session) cmdSIZE(arg string) {
 	}
 	fi, err := s.fs.Stat(p)
 	if err != nil {
+		// A name that exists only as an interrupted upload reports the
+		// length a resume continues from: `curl -C -` sends SIZE, then
+		// APPE from that offset (REST n + STOR works as well).
+		if up, ok := s.fs.(Uploader); ok && errors.Is(err, fs.ErrNotExist) {
+			if n, perr := up.PartialSize(p); perr == nil {
+				s.replyf(213, "%d", n)
+				return
+			}
+		}
 		s.fail(err, p)
 		return
 	}

@@ -95,11 +95,11 @@ func (s *Session) cmdRETR(arg string) {
 		s.reply(554, "Requested action not taken: invalid REST parameter (beyond end of file).")
 		return
 	}
-	ascii, stall := s.ascii, s.dataTimeout()
+	ascii, stall, pacer := s.ascii, s.dataTimeout(), s.pacer("out")
 	t := &transfer{verb: "RETR", path: p, name: p, dir: "out", file: f, size: fi.Size() - offset}
 	s.replyf(150, "Opening %s mode data connection for %s (%d bytes).", s.modeName(), arg, t.size)
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
-		return sendFile(c, f, offset, ascii, stall)
+		return sendFile(c, f, offset, ascii, stall, pacer)
 	})
 }
 
@@ -113,6 +113,10 @@ func (s *Session) cmdSTOR(arg string) {
 	}
 	if s.ascii && offset > 0 {
 		s.reply(errRestASCII.Code, errRestASCII.Msg)
+		return
+	}
+	if up, ok := s.fs.(Uploader); ok {
+		s.beginUpload(up, "STOR", arg, p, p, datapath.UploadStore, offset)
 		return
 	}
 	flag := os.O_TRUNC
@@ -162,6 +166,10 @@ func (s *Session) cmdAPPE(arg string) {
 	if !ok || !s.allowed(p, datapath.RightWrite) || !s.needDataSetup() {
 		return
 	}
+	if up, ok := s.fs.(Uploader); ok {
+		s.beginUpload(up, "APPE", arg, p, p, datapath.UploadAppend, 0)
+		return
+	}
 	f, err := s.fs.Create(p, os.O_APPEND)
 	if err != nil {
 		s.fail(err, p)
@@ -207,6 +215,23 @@ func (s *Session) cmdSTOU(arg string) {
 			p = base + "." + randomSuffix()
 		}
 		s.evPath = p
+		if up, ok := s.fs.(Uploader); ok {
+			u, err := up.BeginUpload(p, datapath.UploadUnique, 0)
+			if errors.Is(err, fs.ErrExist) {
+				continue
+			}
+			if err != nil {
+				s.fail(err, p)
+				return
+			}
+			name := p
+			if parentDir(p) == s.cwd {
+				name = baseName(p)
+			}
+			s.reply(150, "FILE: "+name)
+			s.receiveInto(&transfer{verb: "STOU", path: p, name: name, dir: "in", file: u.File(), upload: u})
+			return
+		}
 		f, err := s.fs.Create(p, os.O_EXCL)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -228,10 +253,38 @@ func (s *Session) cmdSTOU(arg string) {
 
 // receive starts an upload into t.file.
 func (s *Session) receive(t *transfer) {
-	ascii, stall := s.ascii, s.dataTimeout()
+	ascii, stall, pacer := s.ascii, s.dataTimeout(), s.pacer("in")
 	f := t.file
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
-		return receiveFile(f, c, ascii, stall)
+		return receiveFile(f, c, ascii, stall, pacer)
+	})
+}
+
+// beginUpload starts an atomic upload (STOR, APPE) through the file
+// system's Uploader: the client's bytes go to a hidden partial file that
+// is renamed into place when the transfer completes, and kept, with a
+// checkpoint of its digest, when it does not.
+func (s *Session) beginUpload(up Uploader, verb, arg, p, name string, mode datapath.UploadMode, offset int64) {
+	u, err := up.BeginUpload(p, mode, offset)
+	if err != nil {
+		if errors.Is(err, datapath.ErrBadOffset) {
+			// RFC 3659 section 5.4.
+			s.reply(554, "Requested action not taken: invalid REST parameter (beyond end of file).")
+			return
+		}
+		s.fail(err, p)
+		return
+	}
+	s.replyf(150, "Opening %s mode data connection for %s.", s.modeName(), arg)
+	s.receiveInto(&transfer{verb: verb, path: p, name: name, dir: "in", file: u.File(), base: u.Offset(), upload: u})
+}
+
+// receiveInto runs an atomic upload's transfer.
+func (s *Session) receiveInto(t *transfer) {
+	ascii, stall, pacer := s.ascii, s.dataTimeout(), s.pacer("in")
+	u := t.upload
+	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
+		return receiveUpload(u, c, ascii, stall, pacer)
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/sluice-ftp/sluice/datapath"
 )
 
 // opKind tells replyForErr in which phase an error happened, because the
@@ -44,6 +46,10 @@ func replyForErr(err error, subject string, op opKind) (int, string) {
 		return 501, "File name not allowed: contains NUL."
 	case errors.Is(err, errEscape):
 		return 550, prefix + "path leaves your tree."
+	case errors.Is(err, datapath.ErrHashTooLarge):
+		return 552, prefix + "Range too large to hash on request; ask for a smaller RANG."
+	case errors.Is(err, datapath.ErrBusy):
+		return 450, prefix + "An upload to this name is in progress; try again later."
 	case errors.Is(err, errNoRight), errors.Is(err, fs.ErrPermission):
 		return 550, prefix + "Permission denied."
 	case isNoSpace(err):

@@ -46,6 +46,9 @@ var (
 // it themselves. NUL and CR are refused inside the argument: neither can be
 // part of a Linux path reachable through FTP, and a CR echoed back in a reply
 // could forge reply lines for naive clients.
+// longVerbs are the verbs accepted beyond RFC 959's 3-4 letters.
+var longVerbs = map[string]string{"XMD5": "XMD5", "XSHA1": "XSHA1", "XSHA256": "XSHA256"}
+
 func parseCommand(line string) (command, error) {
 	line = strings.TrimSuffix(line, "\r")
 	if len(line) > maxLineLength {
@@ -55,16 +58,22 @@ func parseCommand(line string) (command, error) {
 		return command{}, errEmptyLine
 	}
 	verb, arg, hasArg := strings.Cut(line, " ")
-	if len(verb) < 3 || len(verb) > 4 {
+	long, known := longVerbs[strings.ToUpper(verb)]
+	if known {
+		// The de-facto checksum commands break the letters-only,
+		// 4-character rule.
+		verb = long
+	} else if len(verb) < 3 || len(verb) > 4 {
 		return command{}, errBadVerb
 	}
-	var up [4]byte
+	var up [7]byte
 	for i := 0; i < len(verb); i++ {
 		c := verb[i]
 		switch {
 		case c >= 'A' && c <= 'Z':
 		case c >= 'a' && c <= 'z':
 			c -= 'a' - 'A'
+		case c >= '0' && c <= '9' && known:
 		default:
 			return command{}, errBadVerb
 		}

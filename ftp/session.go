@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/sluice-ftp/sluice/datapath"
 )
 
 // Errors Serve returns when it ends the session itself. A client that sends
@@ -70,8 +72,12 @@ type Session struct {
 	rest       int64 // REST offset for the next transfer
 	renameFrom string
 	epsvAll    bool
-	facts      factSet // MLST facts chosen with OPTS MLST
-	client     string  // CLNT
+	facts      factSet       // MLST facts chosen with OPTS MLST
+	client     string        // CLNT
+	algo       datapath.Algo // OPTS HASH ("" = XXH64)
+	rangSet    bool          // RANG given for the next HASH
+	rangFrom   int64
+	rangTo     int64 // exclusive
 
 	// Data connection setup: at most one of these is set.
 	pasv   net.Listener   // PASV/EPSV listener awaiting the transfer command

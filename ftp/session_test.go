@@ -13,8 +13,9 @@ func TestPreLogin(t *testing.T) {
 	c := s.dial()
 
 	feat := c.cmd("FEAT", 211)
-	wantFeat := "211-Features:\n CLNT\n EPRT\n EPSV\n MDTM\n MFMT\n" +
-		" MLST type*;size*;modify*;perm*;unique*;unix.mode*;\n REST STREAM\n SIZE\n TVFS\n UTF8\n211 End"
+	wantFeat := "211-Features:\n CLNT\n EPRT\n EPSV\n HASH XXH64*;SHA-256;SHA-1;MD5;CRC32\n MDTM\n MFMT\n" +
+		" MLST type*;size*;modify*;perm*;unique*;unix.mode*;\n RANG\n REST STREAM\n SIZE\n TVFS\n UTF8\n" +
+		" XCRC\n XMD5\n XSHA1\n XSHA256\n211 End"
 	if feat != wantFeat {
 		t.Errorf("FEAT:\n%s\nwant\n%s", feat, wantFeat)
 	}

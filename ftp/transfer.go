@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-ftp/sluice/datapath"
 )
 
 // transfer is one running data transfer. The main loop owns it; the
@@ -23,6 +25,10 @@ type transfer struct {
 	size  int64    // bytes to send (out), else 0
 	file  *os.File // nil for listings
 	base  int64    // file size when an upload started (for progress)
+	// upload, for atomic uploads: committed when the bytes arrived,
+	// kept as a resumable partial otherwise. file is its partial.
+	upload *datapath.Upload
+	digest string // detail for the log: the committed XXH64 and how the digest resumed
 
 	done    chan xferResult
 	ln      net.Listener // passive listener, closed on abort
@@ -104,7 +110,9 @@ func (s *Session) startTransfer(t *transfer, body func(net.Conn) (moveResult, er
 	go func() {
 		defer cancel()
 		r := t.run(ctx, open, body)
-		if t.file != nil {
+		if t.upload != nil {
+			t.finishUpload(&r)
+		} else if t.file != nil {
 			// For uploads a failed close can be the first sign of a full
 			// disk (delayed allocation, NFS).
 			if err := t.file.Close(); err != nil && r.err == nil && t.dir == "in" {
@@ -113,6 +121,24 @@ func (s *Session) startTransfer(t *transfer, body func(net.Conn) (moveResult, er
 		}
 		t.done <- r
 	}()
+}
+
+// finishUpload commits an atomic upload that received all its bytes, or
+// keeps its partial (checkpointed) for a resume.
+func (t *transfer) finishUpload(r *xferResult) {
+	u := t.upload
+	if r.err != nil {
+		u.Abort()
+		t.digest = "partial kept for resume; digest resumed from " + u.Resumed
+		return
+	}
+	rec, err := u.Commit()
+	if err != nil {
+		r.err = fmt.Errorf("ftp: completing %s: %w", t.path, err)
+		t.digest = "partial kept for resume"
+		return
+	}
+	t.digest = "xxh64=" + rec.Hex() + "; digest resumed from " + u.Resumed
 }
 
 func (t *transfer) run(ctx context.Context, open func(context.Context) (net.Conn, error),
@@ -194,6 +220,9 @@ func (s *Session) recordTransfer(t *transfer, r xferResult, code int) {
 	var detail []string
 	if r.err != nil {
 		detail = append(detail, r.err.Error())
+	}
+	if t.digest != "" {
+		detail = append(detail, t.digest)
 	}
 	if t.refused > 0 {
 		detail = append(detail, fmt.Sprintf("refused %d data connection(s) from other addresses", t.refused))

@@ -51,6 +51,11 @@ type ServerConfig struct {
 	WorkerUID, WorkerGID uint32
 	WorkerPool           int           // idle pre-spawned workers, 0..64
 	ShutdownGrace        time.Duration // how long transfers may run on after SIGTERM
+	// RequireSandbox: refuse to start when the worker sandbox (Landlock,
+	// seccomp) cannot be applied on this kernel. False downgrades
+	// explicitly: the sandbox is applied as far as possible and every
+	// session logs a warning naming what is missing.
+	RequireSandbox bool
 }
 
 // LogConfig is the [log] table.

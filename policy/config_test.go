@@ -87,6 +87,7 @@ worker_uid = 990
 worker_gid = 991
 worker_pool = 0
 shutdown_grace = "0s"
+require_sandbox = false
 
 [log]
 audit = "log/audit.json"
@@ -134,7 +135,7 @@ disabled = true
   rights = ["write", "mkdir"]
 `)
 	want := Config{
-		Server: ServerConfig{Name: "files", Banner: "Welcome", StateDir: "/var/lib/sluice", WorkerUID: 990, WorkerGID: 991, WorkerPool: 0, ShutdownGrace: 0},
+		Server: ServerConfig{Name: "files", Banner: "Welcome", StateDir: "/var/lib/sluice", WorkerUID: 990, WorkerGID: 991, WorkerPool: 0, ShutdownGrace: 0, RequireSandbox: false},
 		Log:    LogConfig{Audit: "/srv/sluice/log/audit.json", Format: "json", Level: "debug", Commands: true, Xferlog: "/var/log/xferlog"},
 		FTP: FTPConfig{
 			Listen:         []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:21"), netip.MustParseAddrPort("[::]:21"), netip.MustParseAddrPort("[fe80::1%eth0]:2121")},

@@ -23,13 +23,14 @@ import (
 func defaultConfig() Config {
 	return Config{
 		Server: ServerConfig{
-			Name:          "sluice",
-			Banner:        "sluice FTP server ready",
-			StateDir:      "./var/lib",
-			WorkerUID:     DefaultUID,
-			WorkerGID:     DefaultGID,
-			WorkerPool:    4,
-			ShutdownGrace: 30 * time.Second,
+			Name:           "sluice",
+			Banner:         "sluice FTP server ready",
+			StateDir:       "./var/lib",
+			WorkerUID:      DefaultUID,
+			WorkerGID:      DefaultGID,
+			WorkerPool:     4,
+			ShutdownGrace:  30 * time.Second,
+			RequireSandbox: true,
 		},
 		Log: LogConfig{
 			Audit:  "stdout",
@@ -227,6 +228,7 @@ func (p *cfgParser) server(t *tomlTable, s *ServerConfig) {
 	t.id("worker_gid", &s.WorkerGID)
 	t.intIn("worker_pool", &s.WorkerPool, 0, maxWorkerPool)
 	t.duration("shutdown_grace", &s.ShutdownGrace, 0, durDay)
+	t.boolean("require_sandbox", &s.RequireSandbox)
 }
 
 func (p *cfgParser) log(t *tomlTable, l *LogConfig) {

@@ -20,6 +20,10 @@ Usage:
   sluice user passwd NAME --config FILE [--password-stdin]
   sluice user del NAME --config FILE
   sluice user list --config FILE
+  sluice bench [flags] URL                 measure an FTP/FTPS server (sluice bench -h)
+  sluice policy show [--config FILE] [--account NAME] [--json]   the worker sandbox, phase by phase
+  sluice policy check [--config FILE] [--json]                    what this kernel can enforce
+  sluice verify [--quiet] [--strict] PATH...   recompute stored XXH64 digests (bit rot); exit 1 on a mismatch
   sluice version
 
 sluice worker is internal: the supervisor starts it for each session.
@@ -41,6 +45,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdWorker()
 	case "user":
 		return cmdUser(args[1:], stdin, stdout, stderr)
+	case "policy":
+		return cmdPolicy(args[1:], stdout, stderr)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
+	case "verify":
+		return cmdVerify(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0

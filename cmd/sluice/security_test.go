@@ -247,7 +247,9 @@ func TestLoginLimitsAndBan(t *testing.T) {
 		t.Fatalf("after 3 failures got %q, want 421 or close", line)
 	}
 
-	// Per-IP limit: 3 connections are fine, the 4th is refused.
+	// Per-IP limit: 3 connections are fine, the 4th is refused. (Wait
+	// until the start-up probe and the session above are reaped.)
+	waitLog(t, s, `"event":"session.close"`, 2)
 	var open []*ctrl
 	for i := 0; i < 3; i++ {
 		open = append(open, dialCtrl(t, s.addr()))
@@ -264,7 +266,9 @@ func TestLoginLimitsAndBan(t *testing.T) {
 	for _, o := range open {
 		o.c.Close()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Their slots are free once the workers are reaped: the start-up
+	// probe, the banned-attempts session and these three.
+	waitLog(t, s, `"event":"session.close"`, 5)
 
 	// One more failure reaches ban_after_failures: banned at connect time,
 	// even with the right password.

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sluice-ftp/sluice/ftp"
+	"github.com/sluice-ftp/sluice/policy"
 )
 
 // MaxMessage bounds one packet. The largest legitimate message is an
@@ -46,6 +47,7 @@ const (
 	TEvent       Type = 5 // worker → supervisor: audit event (post-login)
 	TClose       Type = 6 // worker → supervisor: session summary, last message
 	TShutdown    Type = 7 // supervisor → worker: finish and leave
+	TConfine     Type = 8 // supervisor → worker: sandbox spec (+ Landlock layer-1 ruleset fd); first message
 )
 
 func (t Type) String() string {
@@ -64,6 +66,8 @@ func (t Type) String() string {
 		return "close"
 	case TShutdown:
 		return "shutdown"
+	case TConfine:
+		return "confine"
 	}
 	return fmt.Sprintf("type-%d", uint16(t))
 }
@@ -71,10 +75,20 @@ func (t Type) String() string {
 // Message is implemented by every message type.
 type Message interface{ Type() Type }
 
-// Ready is the worker's first message: it has started (and, from issue 4,
-// confined itself) and waits for a connection.
+// Ready is the worker's first message: it has started, confined itself as
+// Confine said, and waits for a connection. Missing names what could not
+// be enforced (only ever non-empty with require_sandbox = false: otherwise
+// the worker exits instead).
 type Ready struct {
-	PID int `json:"pid"`
+	PID     int      `json:"pid"`
+	Missing []string `json:"missing"`
+}
+
+// Confine is the supervisor's first message to a new worker: how to
+// confine itself before it says Ready. When Landlock is in use its layer-1
+// ruleset fd rides along as the only descriptor.
+type Confine struct {
+	Spec policy.ConfineSpec `json:"spec"`
 }
 
 // Start hands a client connection to a worker. The connection's fd rides
@@ -116,6 +130,10 @@ type AuthReply struct {
 	GID     uint32   `json:"gid,omitempty"`
 	Home    string   `json:"home,omitempty"`
 	Folders []Folder `json:"folders,omitempty"`
+	// Sandbox is the post-login sandbox. When Landlock is set, the
+	// descriptor after the folders' is the account's layer-2 ruleset.
+	Sandbox  *policy.ConfineSpec `json:"sandbox,omitempty"`
+	Landlock bool                `json:"landlock,omitempty"`
 }
 
 // Event carries one audit event from a logged-in session.
@@ -141,6 +159,7 @@ func (AuthReply) Type() Type   { return TAuthReply }
 func (Event) Type() Type       { return TEvent }
 func (Close) Type() Type       { return TClose }
 func (Shutdown) Type() Type    { return TShutdown }
+func (Confine) Type() Type     { return TConfine }
 
 // Errors a peer can provoke. A supervisor that sees any of them from a
 // worker kills that worker.
@@ -189,6 +208,8 @@ func Decode(pkt []byte) (Message, error) {
 		m = &Close{}
 	case TShutdown:
 		m = &Shutdown{}
+	case TConfine:
+		m = &Confine{}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint16(t))
 	}
@@ -215,6 +236,8 @@ func Decode(pkt []byte) (Message, error) {
 	case *Close:
 		return *v, nil
 	case *Shutdown:
+		return *v, nil
+	case *Confine:
 		return *v, nil
 	}
 	return nil, ErrUnknownType

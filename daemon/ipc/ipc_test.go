@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-ftp/sluice/ftp"
+	"github.com/sluice-ftp/sluice/policy"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -113,7 +114,10 @@ func TestPairPassesDescriptors(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, m := range []Message{Ready{PID: 1}, AuthRequest{User: "u", Pass: "p"}, Close{}, Event{}, AuthReply{OK: true, Folders: []Folder{{Path: "/"}}}} {
+	for _, m := range []Message{Ready{PID: 1}, AuthRequest{User: "u", Pass: "p"}, Close{}, Event{}, AuthReply{OK: true, Folders: []Folder{{Path: "/"}}},
+		Confine{Spec: policy.ConfineSpec{Require: true, Seccomp: policy.SeccompSpec{SwitchUser: true, UIDs: []uint32{1000}, GIDs: []uint32{1000}}}},
+		AuthReply{OK: true, Sandbox: &policy.ConfineSpec{Seccomp: policy.SeccompSpec{Write: true}}, Landlock: true},
+		Ready{PID: 2, Missing: []string{"x"}}} {
 		pkt, _ := Encode(m)
 		f.Add(pkt)
 	}
