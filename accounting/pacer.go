@@ -58,7 +58,8 @@ type PacerConfig struct {
 	// SessionRate is the per-session limit in bytes per second, 0 for none.
 	SessionRate uint64
 	// Burst is how far (in time at the current rate) a connection that
-	// fell behind may catch up at full speed: 50 ms by default.
+	// fell behind (descheduled, a slow peer) may catch up at full speed:
+	// 200 ms by default.
 	Burst time.Duration
 	// Refresh is how often the share is re-read: 20 ms by default. The
 	// share changes as connections of the account come and go.
@@ -95,7 +96,7 @@ type Pacer struct {
 // NewPacer returns a pacer for one transfer.
 func NewPacer(c PacerConfig) *Pacer {
 	if c.Burst <= 0 {
-		c.Burst = 50 * time.Millisecond
+		c.Burst = 200 * time.Millisecond
 	}
 	if c.Refresh <= 0 {
 		c.Refresh = 20 * time.Millisecond
