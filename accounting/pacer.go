@@ -167,6 +167,9 @@ func (p *Pacer) Wait(n int) error {
 		p.mu.Unlock()
 		return nil
 	}
+	if p.tat.IsZero() {
+		p.tat = now // no credit at the start: Burst is for catching up
+	}
 	if floor := now.Add(-p.c.Burst); p.tat.Before(floor) {
 		p.tat = floor
 	}

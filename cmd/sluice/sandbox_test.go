@@ -175,6 +175,7 @@ func sandboxSelftest(cfgPath string) int {
 	ro := os.Getenv("SLUICE_SELFTEST_RO")       // a read-only folder of this account
 	_ = os.Getenv("SLUICE_SELFTEST_RW")         // the writable folder: reached through its fd
 	allowedPort, _ := strconv.Atoi(os.Getenv("SLUICE_SELFTEST_PASSIVE"))
+	allowedPortMax, _ := strconv.Atoi(os.Getenv("SLUICE_SELFTEST_PASSIVE_MAX"))
 	blockedPort, _ := strconv.Atoi(os.Getenv("SLUICE_SELFTEST_BLOCKED"))
 	ppid := os.Getppid() // getppid is not in the worker's allow-list
 	dirs, err := daemon.ConfineAsWorker(cfg, "demo")
@@ -301,7 +302,18 @@ func sandboxSelftest(cfgPath string) int {
 		{"read it by path (control)", "", func() error { return openFile(filepath.Join(ro, "ro.txt"), unix.O_RDONLY) }},
 		{"create in the writable folder (control)", "", func() error { return beneath(rwFD, "ok.txt", unix.O_WRONLY|unix.O_CREAT) }},
 		{"mkdir in the writable folder (control)", "", func() error { return unix.Mkdirat(rwFD, "okdir", 0o755) }},
-		{"bind a passive port (control)", "", func() error { return tcp(allowedPort, true) }},
+		{"bind a passive port (control)", "", func() error {
+			// The range is the policy; a port another test holds right
+			// now is EADDRINUSE, which the kernel reports only after
+			// Landlock allowed the bind: try the next one.
+			var err error
+			for p := allowedPort; p <= allowedPortMax; p++ {
+				if err = tcp(p, true); err != unix.EADDRINUSE {
+					return err
+				}
+			}
+			return err
+		}},
 	}
 	results := make([]attempt, len(tries))
 	var wg sync.WaitGroup
@@ -394,7 +406,7 @@ gid = %d
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), selftestEnv+"="+cfgPath, "GODEBUG=multipathtcp=0",
 		"SLUICE_SELFTEST_OTHER="+secret, "SLUICE_SELFTEST_RO="+ro, "SLUICE_SELFTEST_RW="+rw,
-		"SLUICE_SELFTEST_PASSIVE="+strconv.Itoa(pmin), "SLUICE_SELFTEST_BLOCKED="+strconv.Itoa(blocked))
+		"SLUICE_SELFTEST_PASSIVE="+strconv.Itoa(pmin), "SLUICE_SELFTEST_PASSIVE_MAX="+strconv.Itoa(pmax), "SLUICE_SELFTEST_BLOCKED="+strconv.Itoa(blocked))
 	out, err := cmd.CombinedOutput()
 	if strings.Contains(string(out), "AllThreadsSyscall") || strings.Contains(string(out), "operation not supported") {
 		t.Skipf("test binary built with cgo (run with CGO_ENABLED=0, as make test does): %s", out)
