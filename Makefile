@@ -71,3 +71,25 @@ bench-quick: build
 generate:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/headers/vmlinux.h
 	$(GO) generate ./bpf/
+
+# Installation (issue 9). DESTDIR and PREFIX are honoured; the unit's
+# paths follow PREFIX and SYSCONFDIR.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+.PHONY: install deb
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sluice
+	sed -e 's|/usr/bin/sluice|$(PREFIX)/bin/sluice|g' -e 's|/etc/sluice/|$(SYSCONFDIR)/sluice/|g' \
+	    dist/sluice.service > dist/sluice.service.out
+	install -D -m 0644 dist/sluice.service.out $(DESTDIR)$(UNITDIR)/sluice.service
+	rm -f dist/sluice.service.out
+	install -D -m 0644 dist/sluice.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/sluice.conf
+	install -D -m 0600 dist/sluice.toml $(DESTDIR)$(SYSCONFDIR)/sluice/sluice.toml
+	install -D -m 0644 sluice.example.toml $(DESTDIR)$(PREFIX)/share/doc/sluice/sluice.example.toml
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/sluice/README.md
+	install -D -m 0644 SECURITY.md $(DESTDIR)$(PREFIX)/share/doc/sluice/SECURITY.md
+
+# A Debian package built with dpkg-deb alone: dist/out/sluice_<version>_<arch>.deb.
+deb: build
+	sh dist/mkdeb.sh dist/out

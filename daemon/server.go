@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -142,6 +143,16 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	if ready != nil {
 		ready(addrs)
 	}
+	sd := newNotifier()
+	if err := sd.ready("serving FTP on " + strings.Join(addrs, ", ")); err != nil {
+		log.Warn().Err(err).Msg("systemd readiness notification failed")
+	}
+	var watchdog <-chan time.Time
+	if sd.watchdog > 0 {
+		t := time.NewTicker(sd.watchdog)
+		defer t.Stop()
+		watchdog = t.C
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -151,11 +162,17 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	for {
 		select {
 		case <-ctx.Done():
+			sd.stopping()
 			return s.shutdown()
 		case <-hup:
 			s.reload()
+			sd.status("serving FTP; configuration reloaded " + time.Now().Format(time.RFC3339))
 		case <-gc.C:
 			s.auth.gc()
+		case <-watchdog:
+			// The ping comes from the supervisor's main loop, so a wedged
+			// loop stops the pings and systemd restarts the service.
+			sd.send("WATCHDOG=1")
 		}
 	}
 }
