@@ -218,3 +218,17 @@ var dummyHash = sync.OnceValue(func() string {
 	}
 	return h
 })
+
+// bannedCount is the number of addresses banned now (metrics).
+func (b *authBroker) bannedCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	now := b.now()
+	for _, until := range b.bans {
+		if now.Before(until) {
+			n++
+		}
+	}
+	return n
+}

@@ -42,6 +42,7 @@ type Server struct {
 	stopping   atomic.Bool
 	sessionSeq atomic.Uint64
 	sessionTag string
+	metrics    *metrics
 	sandbox    sandboxState
 
 	mu        sync.Mutex
@@ -90,6 +91,7 @@ func New(cfg *policy.Config, o Options) (*Server, error) {
 		workers:    map[*worker]struct{}{},
 		perIP:      map[netip.Addr]int{},
 		refill:     make(chan struct{}, 1),
+		metrics:    newMetrics(cfg.Metrics.MaxAccounts),
 	}
 	s.cfg.Store(cfg)
 	s.idle = make(chan *worker, 64)
@@ -133,6 +135,15 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 		}
 		s.listeners[a] = l
 		addrs = append(addrs, l.Addr().String())
+	}
+	if ap := cfg.Metrics.Listen; ap.IsValid() {
+		ml, err := listen(ap.String())
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("metrics: %w", err)
+		}
+		go s.serveMetrics(ctx, ml)
+		log.Info().Str("listen", ml.Addr().String()).Msg("metrics at http://" + ml.Addr().String() + "/metrics")
 	}
 	go s.keepPool(ctx)
 	for a, l := range s.listeners {
@@ -259,11 +270,13 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 	ap, _ := netip.ParseAddrPort(remote)
 	ip := ap.Addr().Unmap()
 	if s.auth.banned(ip) {
+		s.metrics.sessionRefused("banned")
 		refuse(c, "421 Too many failed logins from your address; try again later.")
 		return
 	}
-	if reason := s.admit(ip, cfg); reason != "" {
+	if reason, label := s.admit(ip, cfg); reason != "" {
 		s.logs.Audit.Info().Str("event", "session.refused").Str("remote", remote).Str("reason", reason).Send()
+		s.metrics.sessionRefused(label)
 		refuse(c, "421 "+reason)
 		return
 	}
@@ -283,6 +296,7 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 	w, err := s.acquire()
 	if err != nil {
 		s.logs.Ops.Error().Err(err).Msg("no worker for a new connection")
+		s.metrics.sessionRefused("no_worker")
 		refuse(c, "421 Service not available, try again later.")
 		return
 	}
@@ -315,6 +329,7 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 		return
 	}
 	admitted = false // released by reaped() from now on
+	s.metrics.sessionOpened("ftp")
 	s.logs.Audit.Info().Str("event", "session.open").Str("session", id).Str("remote", remote).
 		Str("listener", listener).Int("pid", w.pid()).Send()
 	w.mu.Lock()
@@ -328,21 +343,23 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 }
 
 // admit counts a new connection against the global and per-IP limits.
-func (s *Server) admit(ip netip.Addr, cfg *policy.Config) string {
+// It returns the reply text of a refusal and a short label for metrics,
+// or "" when the connection is admitted.
+func (s *Server) admit(ip netip.Addr, cfg *policy.Config) (reason, label string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping.Load() {
-		return "Server shutting down."
+		return "Server shutting down.", "shutdown"
 	}
 	if max := cfg.Limits.MaxSessions; max > 0 && s.active >= max {
-		return "Too many connections; try again later."
+		return "Too many connections; try again later.", "max_sessions"
 	}
 	if max := cfg.Limits.MaxSessionsPerIP; max > 0 && s.perIP[ip] >= max {
-		return "Too many connections from your address."
+		return "Too many connections from your address.", "max_sessions_per_ip"
 	}
 	s.active++
 	s.perIP[ip]++
-	return ""
+	return "", ""
 }
 
 func (s *Server) releaseConn(remote string) {
@@ -512,6 +529,14 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		}
 		s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
 			Str("user", m.User).Int("code", res.code).Bool("banned", res.banned).Send()
+		switch {
+		case res.banned:
+			s.metrics.login("banned")
+		case res.failed:
+			s.metrics.login("failed")
+		default:
+			s.metrics.login("refused") // e.g. the account's session limit
+		}
 		if res.banned && res.failed {
 			s.logs.Audit.Warn().Str("event", "ban").Str("remote", ip.String()).Float64("for_s", cfg.Limits.BanDuration.Seconds()).Send()
 		}
@@ -535,6 +560,7 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 			s.logs.Ops.Error().Str("account", acct.Name).Err(err).Msg("cannot open storage directory")
 			s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
 				Str("user", m.User).Str("reason", "storage unavailable").Send()
+			s.metrics.login("refused")
 			return s.replyAuth(w, ipc.AuthReply{Code: 530, Msg: "Storage for this account is unavailable; contact the administrator."})
 		}
 		files = append(files, d)
@@ -557,6 +583,7 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 	w.phase = phasePostAuth
 	si = w.sess
 	w.mu.Unlock()
+	s.metrics.login("ok")
 	s.logs.Audit.Info().Str("event", "login.ok").Str("session", si.ID).Str("remote", si.Remote).
 		Str("account", acct.Name).Uint32("uid", acct.UID).Send()
 	return s.replyAuth(w, reply, files...)

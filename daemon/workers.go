@@ -76,6 +76,8 @@ type worker struct {
 	ready  chan struct{} // closed when the worker said Ready
 	exited chan struct{} // closed when the process has been reaped
 	gen    uint64        // config generation it was spawned for
+	// started is when the exec began (worker_spawn_seconds).
+	started time.Time
 
 	mu       sync.Mutex
 	phase    phase
@@ -163,6 +165,7 @@ func (s *Server) spawnWorker() (*worker, error) {
 		}
 		cmd.SysProcAttr.AmbientCaps = policy.WorkerCaps
 	}
+	started := time.Now()
 	err = s.spawner.start(cmd)
 	remote.Close()
 	if err != nil {
@@ -170,12 +173,13 @@ func (s *Server) spawnWorker() (*worker, error) {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	w := &worker{
-		cmd:    cmd,
-		ipc:    local,
-		ready:  make(chan struct{}),
-		exited: make(chan struct{}),
-		gen:    s.generation.Load(),
-		counts: map[ipc.Type]int{},
+		cmd:     cmd,
+		ipc:     local,
+		ready:   make(chan struct{}),
+		exited:  make(chan struct{}),
+		gen:     s.generation.Load(),
+		counts:  map[ipc.Type]int{},
+		started: started,
 	}
 	s.track(w)
 	// The worker's first message from us: how to confine itself. It says
@@ -214,6 +218,7 @@ func (s *Server) serveWorker(w *worker) {
 				select {
 				case <-w.exited:
 				default:
+					s.metrics.workerKilled("ipc_violation")
 					w.kill("bad IPC message: " + err.Error())
 				}
 			}
@@ -224,6 +229,7 @@ func (s *Server) serveWorker(w *worker) {
 			for _, f := range files {
 				f.Close()
 			}
+			s.metrics.workerKilled("ipc_violation")
 			w.kill("worker sent file descriptors")
 			return
 		}
@@ -234,11 +240,13 @@ func (s *Server) serveWorker(w *worker) {
 		w.mu.Unlock()
 		if err != nil {
 			s.logs.Ops.Warn().Int("pid", w.pid()).Str("session", w.sess.ID).Err(err).Msg("worker broke the IPC protocol; killing it")
+			s.metrics.workerKilled("ipc_violation")
 			w.kill("denied request: " + err.Error())
 			return
 		}
 		switch m := m.(type) {
 		case ipc.Ready:
+			s.metrics.spawned(time.Since(w.started))
 			if len(m.Missing) > 0 && s.sandbox.require {
 				s.logs.Ops.Error().Int("pid", w.pid()).Strs("not_enforced", m.Missing).Msg("worker could not confine itself; killing it")
 				w.kill("sandbox incomplete")
@@ -261,6 +269,9 @@ func (s *Server) serveWorker(w *worker) {
 			si := w.sess
 			w.mu.Unlock()
 			s.logs.event(si, m.Event)
+			if m.Kind == "transfer" {
+				s.metrics.transfer(si.Account, m.Dir, m.Bytes, m.Duration, m.Code >= 200 && m.Code < 300)
+			}
 		case ipc.Close:
 			w.mu.Lock()
 			w.phase = phaseClosed
@@ -310,6 +321,7 @@ func (s *Server) reaped(w *worker, waitErr error) {
 	if waitErr != nil {
 		e = e.Str("exit", waitErr.Error())
 		if w.summary == nil && w.killWhy == "" {
+			s.metrics.workerCrashed()
 			s.logs.Ops.Warn().Str("session", w.sess.ID).Int("pid", w.pid()).Err(waitErr).Msg("worker died; its session is gone, the server goes on")
 		}
 	}

@@ -32,6 +32,7 @@ type Config struct {
 	Log      LogConfig
 	FTP      FTPConfig
 	Limits   Limits
+	Metrics  MetricsConfig
 	Accounts []Account
 	// Source is the file the configuration came from, or "embedded
 	// default".

@@ -99,7 +99,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		paths = append(paths, path)
 	}
 	slices.Sort(paths)
-	if want := []string{"", "account[0]", "account[0].folder[0]", "account[0].folder[1]", "ftp", "limits", "log", "server"}; !slices.Equal(paths, want) {
+	if want := []string{"", "account[0]", "account[0].folder[0]", "account[0].folder[1]", "ftp", "limits", "log", "metrics", "server"}; !slices.Equal(paths, want) {
 		t.Errorf("tables walked = %q, want %q", paths, want)
 	}
 }

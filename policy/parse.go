@@ -60,6 +60,7 @@ func defaultConfig() Config {
 			BanDuration:           15 * time.Minute,
 			FailDelay:             time.Second,
 		},
+		Metrics: MetricsConfig{MaxAccounts: defaultMetricsAccounts},
 	}
 }
 
@@ -157,6 +158,10 @@ func (p *cfgParser) config(raw map[string]any) *Config {
 		p.limits(t, &c.Limits)
 		t.finish()
 	}
+	if t := root.sub("metrics"); t != nil {
+		p.metrics(t, &c.Metrics)
+		t.finish()
+	}
 	accts := root.subArray("account")
 	c.Accounts = make([]Account, 0, len(accts))
 	for _, t := range accts {
@@ -165,6 +170,7 @@ func (p *cfgParser) config(raw map[string]any) *Config {
 	}
 	root.finish()
 	p.crossChecks(&c, accts)
+	p.metricsCrossCheck(&c)
 
 	c.index = make(map[string]int, len(c.Accounts))
 	for i, a := range c.Accounts {

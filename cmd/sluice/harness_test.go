@@ -139,6 +139,7 @@ type serverOpts struct {
 	extraFTP      string // lines appended to [ftp]
 	limits        string // lines appended to [limits]
 	extraAccounts string // whole [[account]] blocks appended
+	extraTables   string // whole tables ([metrics] …) before the accounts
 	ipv6          bool   // also listen on [::1]
 }
 
@@ -207,6 +208,8 @@ data_timeout = "10s"
 fail_delay = "10ms"
 %s
 
+%s
+
 [[account]]
 name = "demo"
 password = %q
@@ -217,7 +220,7 @@ gid = %d
   dir = %q
   rights = ["all"]
 %s
-`, filepath.Join(dir, "state"), serverLines(o), filepath.Join(dir, "xferlog"), listen, pmin, pmax, o.extraFTP, o.limits,
+`, filepath.Join(dir, "state"), serverLines(o), filepath.Join(dir, "xferlog"), listen, pmin, pmax, o.extraFTP, o.limits, o.extraTables,
 		demoHash(), accountUID, accountUID, s.root, o.extraAccounts)
 	s.cfgPath = filepath.Join(dir, "sluice.toml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
