@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,8 +24,55 @@ type Logs struct {
 	Ops   zerolog.Logger
 	Audit zerolog.Logger
 
-	auditFile *os.File
+	auditFile *reopenFile
 	xfer      *xferlog
+}
+
+// reopenFile is a log file that can be reopened under the same name
+// (SIGUSR1 after logrotate moved it). Every write holds the lock and goes
+// to the current file whole: a line goes either to the old file (renamed
+// by logrotate, still open) or to the new one, never half to each, and
+// none is lost between the rename and the reopen.
+type reopenFile struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File
+}
+
+func openReopenable(path string) (*reopenFile, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	return &reopenFile{path: path, f: f}, nil
+}
+
+func (r *reopenFile) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.f.Write(p)
+}
+
+func (r *reopenFile) WriteString(s string) (int, error) { return r.Write([]byte(s)) }
+
+// reopen opens path again and switches to it; on failure the old file
+// stays in use.
+func (r *reopenFile) reopen() error {
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	old := r.f
+	r.f = f
+	r.mu.Unlock()
+	return old.Close()
+}
+
+func (r *reopenFile) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.f.Close()
 }
 
 // LogOptions are the [log] settings the daemon acts on.
@@ -56,7 +104,7 @@ func OpenLogs(o LogOptions, stdout io.Writer) (*Logs, error) {
 	l := &Logs{Ops: zerolog.New(out).Level(lvl).With().Timestamp().Logger()}
 	l.Audit = l.Ops
 	if o.Audit != "" && o.Audit != "stdout" {
-		f, err := os.OpenFile(o.Audit, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := openReopenable(o.Audit)
 		if err != nil {
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
@@ -64,7 +112,7 @@ func OpenLogs(o LogOptions, stdout io.Writer) (*Logs, error) {
 		l.Audit = zerolog.New(f).With().Timestamp().Logger()
 	}
 	if o.Xferlog != "" {
-		f, err := os.OpenFile(o.Xferlog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := openReopenable(o.Xferlog)
 		if err != nil {
 			l.Close()
 			return nil, fmt.Errorf("open xferlog: %w", err)
@@ -72,6 +120,22 @@ func OpenLogs(o LogOptions, stdout io.Writer) (*Logs, error) {
 		l.xfer = &xferlog{f: f}
 	}
 	return l, nil
+}
+
+// Reopen reopens the audit log and the xferlog files (SIGUSR1).
+func (l *Logs) Reopen() error {
+	var errs []error
+	if l.auditFile != nil {
+		if err := l.auditFile.reopen(); err != nil {
+			errs = append(errs, fmt.Errorf("reopen audit log: %w", err))
+		}
+	}
+	if l.xfer != nil {
+		if err := l.xfer.f.reopen(); err != nil {
+			errs = append(errs, fmt.Errorf("reopen xferlog: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Close closes the log files.
@@ -137,7 +201,7 @@ func (l *Logs) event(s sessionInfo, ev ftp.Event) {
 // analysers read (xferlog(5)).
 type xferlog struct {
 	mu sync.Mutex
-	f  *os.File
+	f  *reopenFile
 }
 
 func (x *xferlog) write(s sessionInfo, ev ftp.Event) {

@@ -168,6 +168,9 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	gc := time.NewTicker(time.Minute)
 	defer gc.Stop()
 	for {
@@ -178,6 +181,13 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 		case <-hup:
 			s.reload()
 			sd.status("serving FTP; configuration reloaded " + time.Now().Format(time.RFC3339))
+		case <-usr1:
+			// logrotate moved the files: write to new ones from now on.
+			if err := s.logs.Reopen(); err != nil {
+				log.Error().Err(err).Msg("log reopen failed; still writing to the old files")
+			} else {
+				log.Info().Msg("log files reopened")
+			}
 		case <-gc.C:
 			s.auth.gc()
 		case <-watchdog:

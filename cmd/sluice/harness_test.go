@@ -140,6 +140,7 @@ type serverOpts struct {
 	limits        string // lines appended to [limits]
 	extraAccounts string // whole [[account]] blocks appended
 	extraTables   string // whole tables ([metrics] …) before the accounts
+	audit         string // log.audit; "" means stdout
 	ipv6          bool   // also listen on [::1]
 }
 
@@ -191,7 +192,7 @@ shutdown_grace = "5s"
 %s
 
 [log]
-audit = "stdout"
+audit = %q
 format = "json"
 commands = true
 xferlog = %q
@@ -220,7 +221,7 @@ gid = %d
   dir = %q
   rights = ["all"]
 %s
-`, filepath.Join(dir, "state"), serverLines(o), filepath.Join(dir, "xferlog"), listen, pmin, pmax, o.extraFTP, o.limits, o.extraTables,
+`, filepath.Join(dir, "state"), serverLines(o), auditDest(o), filepath.Join(dir, "xferlog"), listen, pmin, pmax, o.extraFTP, o.limits, o.extraTables,
 		demoHash(), accountUID, accountUID, s.root, o.extraAccounts)
 	s.cfgPath = filepath.Join(dir, "sluice.toml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
@@ -429,4 +430,11 @@ func serverLines(o serverOpts) string {
 		return o.extraServer
 	}
 	return "worker_pool = 2"
+}
+
+func auditDest(o serverOpts) string {
+	if o.audit != "" {
+		return o.audit
+	}
+	return "stdout"
 }
