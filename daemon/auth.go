@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"net/netip"
+	"sort"
 	"sync"
 	"time"
 
@@ -231,4 +232,26 @@ func (b *authBroker) bannedCount() int {
 		}
 	}
 	return n
+}
+
+// ban adds ip to the ban list for d (sluice ban).
+func (b *authBroker) ban(ip netip.Addr, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.bans[ip] = b.now().Add(d)
+}
+
+// bannedList lists the bans in force, soonest to expire first.
+func (b *authBroker) bannedList() []BannedAddress {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	var out []BannedAddress
+	for ip, until := range b.bans {
+		if now.Before(until) {
+			out = append(out, BannedAddress{IP: ip.String(), Until: until})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Until.Before(out[j].Until) })
+	return out
 }

@@ -43,6 +43,7 @@ type Server struct {
 	sessionSeq atomic.Uint64
 	sessionTag string
 	metrics    *metrics
+	started    time.Time
 	sandbox    sandboxState
 
 	mu        sync.Mutex
@@ -92,6 +93,7 @@ func New(cfg *policy.Config, o Options) (*Server, error) {
 		perIP:      map[netip.Addr]int{},
 		refill:     make(chan struct{}, 1),
 		metrics:    newMetrics(cfg.Metrics.MaxAccounts),
+		started:    time.Now(),
 	}
 	s.cfg.Store(cfg)
 	s.idle = make(chan *worker, 64)
@@ -144,6 +146,10 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 		}
 		go s.serveMetrics(ctx, ml)
 		log.Info().Str("listen", ml.Addr().String()).Msg("metrics at http://" + ml.Addr().String() + "/metrics")
+	}
+	if err := s.serveAdmin(ctx, cfg.Server.StateDir); err != nil {
+		// sluice status will not work, but serving files does.
+		log.Error().Err(err).Msg("no admin socket")
 	}
 	go s.keepPool(ctx)
 	for a, l := range s.listeners {

@@ -78,6 +78,10 @@ type worker struct {
 	gen    uint64        // config generation it was spawned for
 	// started is when the exec began (worker_spawn_seconds).
 	started time.Time
+	// Running totals of the session's finished transfers (sluice status).
+	bytesIn, bytesOut int64
+	transfers         int
+	lastPath          string
 
 	mu       sync.Mutex
 	phase    phase
@@ -270,6 +274,15 @@ func (s *Server) serveWorker(w *worker) {
 			w.mu.Unlock()
 			s.logs.event(si, m.Event)
 			if m.Kind == "transfer" {
+				w.mu.Lock()
+				if m.Dir == "in" {
+					w.bytesIn += m.Bytes
+				} else {
+					w.bytesOut += m.Bytes
+				}
+				w.transfers++
+				w.lastPath = m.Path
+				w.mu.Unlock()
 				s.metrics.transfer(si.Account, m.Dir, m.Bytes, m.Duration, m.Code >= 200 && m.Code < 300)
 			}
 		case ipc.Close:

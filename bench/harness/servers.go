@@ -365,7 +365,7 @@ ssl_ciphers=HIGH
 		return nil, err
 	}
 	s := &Server{Name: "vsftpd", URL: e.url("ftp", p), TLSURL: e.url("ftpes", p), Version: peerVersion(dir, "vsftpd")}
-	s.Notes = append(s.Notes, "vsftpd: seccomp_sandbox=NO (its seccomp sandbox kills TLS sessions on this kernel), require_ssl_reuse=NO; local user through PAM (pam_unix)")
+	s.Notes = append(s.Notes, "vsftpd: seccomp_sandbox=NO for the comparison (its seccomp sandbox is known to kill TLS sessions on this kernel), require_ssl_reuse=NO; local user through PAM (pam_unix)")
 	return s, e.start(s, []string{bin, path}, p.Control, true)
 }
 

@@ -24,6 +24,9 @@ Usage:
   sluice policy show [--config FILE] [--account NAME] [--json]   the worker sandbox, phase by phase
   sluice policy check [--config FILE] [--json]                    what this kernel can enforce
   sluice verify [--quiet] [--strict] PATH...   recompute stored XXH64 digests (bit rot); exit 1 on a mismatch
+  sluice status [--config FILE] [--json]       live sessions and per-account usage (root, admin socket)
+  sluice kick SESSION|ACCOUNT [--config FILE]  end a session, or every session of an account
+  sluice ban IP [--for DURATION] [--config FILE]   refuse an address (default: ban_duration)
   sluice version
 
 sluice worker is internal: the supervisor starts it for each session.
@@ -51,6 +54,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdBench(args[1:], stdout, stderr)
 	case "verify":
 		return cmdVerify(args[1:], stdout, stderr)
+	case "status", "kick", "ban":
+		return cmdAdmin(args[0], args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0
