@@ -44,7 +44,11 @@ type Server struct {
 	sessionTag string
 	metrics    *metrics
 	started    time.Time
-	sandbox    sandboxState
+	exePath    string // the binary's path at start: what an upgrade runs
+	// The metrics listener and its address, for a binary upgrade.
+	metricsL    net.Listener
+	metricsAddr string
+	sandbox     sandboxState
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -54,6 +58,7 @@ type Server struct {
 	idle      chan *worker
 	refill    chan struct{}
 	acceptWG  sync.WaitGroup
+	handoffWG sync.WaitGroup // accepted connections not yet given to a worker
 }
 
 // Options configure New.
@@ -84,7 +89,8 @@ func New(cfg *policy.Config, o Options) (*Server, error) {
 		cfgPath:    o.ConfigPath,
 		logs:       logs,
 		auth:       newAuthBroker(cfg),
-		exe:        exe,
+		exe:        "/proc/self/exe",
+		exePath:    exe,
 		root:       policy.IsRoot(),
 		spawner:    newSpawner(2),
 		sessionTag: hex.EncodeToString(tag[:]),
@@ -139,11 +145,15 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 		addrs = append(addrs, l.Addr().String())
 	}
 	if ap := cfg.Metrics.Listen; ap.IsValid() {
-		ml, err := listen(ap.String())
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("metrics: %w", err)
+		ml, ok := takeInherited("metrics:" + ap.String())
+		if !ok {
+			var err error
+			if ml, err = listen(ap.String()); err != nil {
+				s.closeListeners()
+				return fmt.Errorf("metrics: %w", err)
+			}
 		}
+		s.metricsL, s.metricsAddr = ml, ap.String()
 		go s.serveMetrics(ctx, ml)
 		log.Info().Str("listen", ml.Addr().String()).Msg("metrics at http://" + ml.Addr().String() + "/metrics")
 	}
@@ -160,6 +170,8 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	if ready != nil {
 		ready(addrs)
 	}
+	closeUnusedInherited()
+	signalUpgradeReady()
 	sd := newNotifier()
 	if err := sd.ready("serving FTP on " + strings.Join(addrs, ", ")); err != nil {
 		log.Warn().Err(err).Msg("systemd readiness notification failed")
@@ -177,13 +189,29 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	gc := time.NewTicker(time.Minute)
 	defer gc.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			sd.stopping()
-			return s.shutdown()
+			return s.shutdown(s.config().Server.ShutdownGrace)
+		case <-usr2:
+			log.Info().Str("binary", s.exePath).Msg("binary upgrade: starting the new supervisor with our listeners")
+			pid, err := s.upgrade(sd)
+			if err != nil {
+				log.Error().Err(err).Msg("binary upgrade failed; still serving")
+				continue
+			}
+			log.Info().Int("new_pid", pid).Msg("binary upgrade: the new supervisor serves; finishing our sessions")
+			sd.send(fmt.Sprintf("MAINPID=%d", pid))
+			// Transfers in progress finish however long they take; then
+			// each session ends with 421 and its client reconnects to the
+			// new supervisor.
+			return s.shutdown(365 * 24 * time.Hour)
 		case <-hup:
 			s.reload()
 			sd.status("serving FTP; configuration reloaded " + time.Now().Format(time.RFC3339))
@@ -207,6 +235,9 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 // listen binds one FTP listener. MPTCP is off: Go 1.24+ listeners default
 // to it, and MPTCP subflows bypass Landlock's TCP port rules.
 func listen(addr string) (net.Listener, error) {
+	if l, ok := takeInherited(addr); ok {
+		return l, nil // handed over by the supervisor we replace
+	}
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false)
 	l, err := lc.Listen(context.Background(), "tcp", addr)
@@ -267,7 +298,11 @@ func (s *Server) acceptLoop(name string, l net.Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		go s.handoff(name, c.(*net.TCPConn))
+		s.handoffWG.Add(1)
+		go func() {
+			defer s.handoffWG.Done()
+			s.handoff(name, c.(*net.TCPConn))
+		}()
 	}
 }
 
@@ -684,11 +719,14 @@ func (s *Server) updateListeners(old, cfg *policy.Config) {
 
 // shutdown stops accepting, asks every session to finish (transfers may
 // run on until shutdown_grace), then kills what is left.
-func (s *Server) shutdown() error {
+func (s *Server) shutdown(grace time.Duration) error {
 	s.stopping.Store(true)
 	s.closeListeners()
+	if s.metricsL != nil {
+		s.metricsL.Close()
+	}
 	s.acceptWG.Wait()
-	grace := s.config().Server.ShutdownGrace
+	s.handoffWG.Wait()
 	deadline := time.Now().Add(grace)
 	s.logs.Ops.Info().Float64("grace_s", grace.Seconds()).Msg("shutting down: no new connections; sessions finish their transfers")
 	s.mu.Lock()

@@ -26,6 +26,14 @@ type DataSet struct {
 	ListEntries     int   // list/: empty files
 }
 
+// Names are the large files' names: their sizes are in them, so that
+// bench-quick and bench can share one data directory without rewriting
+// gigabytes each time they alternate.
+func (d DataSet) Names() (big, fanout, fanoutSmall string) {
+	tag := func(n int64) string { return strconv.FormatInt(n>>20, 10) + "M" }
+	return "big-" + tag(d.BigSize) + ".img", "fanout-" + tag(d.FanoutSize) + ".img", "fanout-" + tag(d.FanoutSmallSize) + ".img"
+}
+
 // Make builds the data set under dir (reusing files of the right size from
 // an earlier run), owned by uid:gid so every server's account can read
 // them and write upload/, and reads the large files once so that they are
@@ -36,7 +44,8 @@ func (d DataSet) Make(dir string, uid, gid int) error {
 			return err
 		}
 	}
-	for name, size := range map[string]int64{"big.img": d.BigSize, "fanout.img": d.FanoutSize, "fanout-small.img": d.FanoutSmallSize} {
+	big, fan, fanSmall := d.Names()
+	for name, size := range map[string]int64{big: d.BigSize, fan: d.FanoutSize, fanSmall: d.FanoutSmallSize} {
 		if size <= 0 {
 			continue
 		}
@@ -165,6 +174,7 @@ func Run(ctx context.Context, o Options) (*bench.Report, error) {
 	if err := o.Data0.Make(o.Data, env.UID, env.GID); err != nil {
 		return nil, fmt.Errorf("data set: %w", err)
 	}
+	o.Cfg.File, o.Cfg.FanoutFile, o.Cfg.FanoutSmallFile = o.Data0.Names()
 	meta := bench.Meta{
 		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Command: o.Command,
 		Machine: machine(), Kernel: kernel(), GoVersion: runtime.Version(),
@@ -259,7 +269,10 @@ reps:
 					results = append(results, res)
 					line := fmt.Sprintf("[%5.0fs] rep %d %-10s %-14s %9s %-8s client CPU %.2fs server CPU %.2fs",
 						time.Since(start).Seconds(), rep, res.Server, res.Workload, bench.FormatValue(res.Value), res.Unit, res.ClientCPU, res.ServerCPU)
-					if res.Err != "" {
+					switch {
+					case res.Unsupported:
+						line += "  not supported: " + res.Err
+					case res.Err != "":
 						line += "  ERROR: " + res.Err
 					}
 					logf("%s", line)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -137,4 +138,40 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// cmdReload is `sluice reload [--binary]`: SIGHUP (configuration) or
+// SIGUSR2 (binary upgrade) to the running supervisor, found through its
+// admin socket.
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "the server's configuration file (for its state_dir); default: the embedded one")
+	binary := fs.Bool("binary", false, "start the installed binary as the new supervisor, handing over the listeners; sessions finish on the old one")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := policy.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = policy.Load(*cfgPath); err != nil {
+			fmt.Fprintf(stderr, "sluice reload: %v\n", err)
+			return 1
+		}
+	}
+	resp, err := daemon.AdminCall(cfg.Server.StateDir, daemon.AdminRequest{Op: "status"})
+	if err != nil || resp.Server == nil {
+		fmt.Fprintf(stderr, "sluice reload: %v\n", err)
+		return 1
+	}
+	sig, what := syscall.SIGHUP, "configuration reload"
+	if *binary {
+		sig, what = syscall.SIGUSR2, "binary upgrade"
+	}
+	if err := syscall.Kill(resp.Server.PID, sig); err != nil {
+		fmt.Fprintf(stderr, "sluice reload: signal pid %d: %v\n", resp.Server.PID, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s requested from pid %d; the server log says how it went\n", what, resp.Server.PID)
+	return 0
 }

@@ -27,6 +27,7 @@ Usage:
   sluice status [--config FILE] [--json]       live sessions and per-account usage (root, admin socket)
   sluice kick SESSION|ACCOUNT [--config FILE]  end a session, or every session of an account
   sluice ban IP [--for DURATION] [--config FILE]   refuse an address (default: ban_duration)
+  sluice reload [--binary] [--config FILE]     reload the configuration, or upgrade the binary in place
   sluice version
 
 sluice worker is internal: the supervisor starts it for each session.
@@ -56,6 +57,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdVerify(args[1:], stdout, stderr)
 	case "status", "kick", "ban":
 		return cmdAdmin(args[0], args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-ftp/sluice/daemon"
+)
+
+// TestBinaryUpgrade: during a download, SIGUSR2 starts a new supervisor on
+// the same listening sockets; the download finishes on its old worker
+// with the right bytes, new logins reach the new supervisor, and the old
+// one exits when its last session has ended.
+func TestBinaryUpgrade(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	size := int64(256 << 20)
+	if testing.Short() {
+		size = 32 << 20
+	}
+	want := writeRandom(t, filepath.Join(s.root, "image.iso"), size)
+	k := dialCtrl(t, s.addr())
+	k.login("demo", "demo")
+	d := k.epsvDial()
+	k.cmd("RETR image.iso", 150)
+	f, _ := os.CreateTemp(t.TempDir(), "dl")
+	if _, err := io.CopyN(f, d, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+
+	// Connect again and again through the switch: every connection must
+	// be greeted, by the old supervisor or the new one.
+	stop := make(chan struct{})
+	probes := make(chan string, 1)
+	go func() {
+		n, bad := 0, ""
+		for {
+			select {
+			case <-stop:
+				probes <- fmt.Sprintf("%d connections%s", n, bad)
+				return
+			default:
+			}
+			c, err := net.DialTimeout("tcp", s.addr(), 5*time.Second)
+			if err != nil {
+				bad += "; dial: " + err.Error()
+				continue
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			fmt.Fprintf(c, "QUIT\r\n")
+			c.Close()
+			n++
+			if !strings.HasPrefix(line, "220") {
+				bad += fmt.Sprintf("; greeted with %q (%v)", line, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+
+	oldPID := s.cmd.Process.Pid
+	if out, err := runTool(t, 30*time.Second, sluiceBin, "reload", "--binary", "--config", s.cfgPath); err != nil {
+		t.Fatalf("sluice reload --binary: %v\n%s", err, out)
+	}
+	waitLog(t, s, "the new supervisor serves", 1)
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	if r := <-probes; strings.Contains(r, ";") {
+		t.Errorf("connections during the switch: %s", r)
+	} else {
+		t.Logf("during the switch: %s, all greeted", r)
+	}
+	m := regexp.MustCompile(`"new_pid":(\d+)`).FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no new_pid in the log:\n%s", s.log.String())
+	}
+	newPID, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() {
+		syscall.Kill(newPID, syscall.SIGTERM)
+		for i := 0; i < 100 && syscall.Kill(newPID, 0) == nil; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	// A new login is served by the new supervisor.
+	n := dialCtrl(t, s.addr())
+	n.login("demo", "demo")
+	out, err := runTool(t, 30*time.Second, sluiceBin, "status", "--json", "--config", s.cfgPath)
+	if err != nil {
+		t.Fatalf("status after upgrade: %v\n%s", err, out)
+	}
+	var st daemon.AdminResponse
+	json.Unmarshal([]byte(out), &st)
+	if st.Server == nil || st.Server.PID != newPID || st.Server.PID == oldPID {
+		t.Errorf("status answered by %+v, want the new supervisor %d", st.Server, newPID)
+	}
+	n.cmd("QUIT", 221)
+
+	// The download in progress finishes on its old worker.
+	if _, err := io.Copy(f, d); err != nil {
+		t.Fatalf("download cut by the upgrade: %v", err)
+	}
+	d.Close()
+	f.Close()
+	if got := sha256File(t, f.Name()); got != want {
+		t.Fatalf("download after upgrade: sha256 %s, want %s", got, want)
+	}
+	k.expect(226)
+	if code, text := k.reply(); code != 421 {
+		t.Errorf("after its transfer the old session got %q, want 421", text)
+	}
+	// (s.done would wait for the new supervisor too: it inherited the
+	// same stdout pipe. Watch the old pid instead.)
+	deadline := time.Now().Add(15 * time.Second)
+	for syscall.Kill(oldPID, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the old supervisor did not exit after its last session")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The new one still serves.
+	n = dialCtrl(t, s.addr())
+	n.login("demo", "demo")
+}
