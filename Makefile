@@ -89,6 +89,9 @@ install: build
 	install -D -m 0644 sluice.example.toml $(DESTDIR)$(PREFIX)/share/doc/sluice/sluice.example.toml
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/sluice/README.md
 	install -D -m 0644 SECURITY.md $(DESTDIR)$(PREFIX)/share/doc/sluice/SECURITY.md
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
+	./$(BIN) man sluice.8 | gzip -9n > $(DESTDIR)$(PREFIX)/share/man/man8/sluice.8.gz
+	./$(BIN) man sluice.toml.5 | gzip -9n > $(DESTDIR)$(PREFIX)/share/man/man5/sluice.toml.5.gz
 
 # A Debian package built with dpkg-deb alone: dist/out/sluice_<version>_<arch>.deb.
 deb: build

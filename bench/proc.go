@@ -30,6 +30,13 @@ type Mem struct {
 	RSSKiB int64 `json:"rss_kib"`
 	PSSKiB int64 `json:"pss_kib"`
 	Procs  int   `json:"procs"`
+	// MainRSSKiB and MainPSSKiB are the part of the totals in the
+	// server's main processes (those whose parent is outside the set:
+	// the listener, sluice's supervisor). Their heap moves with garbage
+	// collection by more than an idle session weighs, so per-session
+	// figures leave them out.
+	MainRSSKiB int64 `json:"main_rss_kib"`
+	MainPSSKiB int64 `json:"main_pss_kib"`
 }
 
 // CgroupDir is where the harness makes one cgroup v2 per server. On this
@@ -180,22 +187,35 @@ func treePids(root int) []int {
 
 func memOf(pids []int) Mem {
 	var m Mem
+	in := map[int]bool{}
+	for _, pid := range pids {
+		in[pid] = true
+	}
 	for _, pid := range pids {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 		if err != nil {
 			continue // exited meanwhile
 		}
+		var rss, pss int64
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			l := sc.Text()
 			if v, ok := strings.CutPrefix(l, "Rss:"); ok {
-				m.RSSKiB += kib(v)
+				rss += kib(v)
 			} else if v, ok := strings.CutPrefix(l, "Pss:"); ok {
-				m.PSSKiB += kib(v)
+				pss += kib(v)
 			}
 		}
 		f.Close()
+		m.RSSKiB += rss
+		m.PSSKiB += pss
 		m.Procs++
+		if st, err := statFields(pid); err == nil && len(st) > 3 {
+			if ppid, _ := strconv.Atoi(st[3]); !in[ppid] {
+				m.MainRSSKiB += rss
+				m.MainPSSKiB += pss
+			}
+		}
 	}
 	return m
 }

@@ -264,7 +264,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	if len(memRows) > 0 {
-		b.WriteString("\nMemory per idle logged-in session (growth of the server's process tree, KiB; medians).\n\n| server | sessions | PSS/session | RSS/session |\n|---|---:|---:|---:|\n")
+		b.WriteString("\nMemory per idle logged-in session (growth of the server's session processes, main process left out, KiB; medians).\n\n| server | sessions | PSS/session | RSS/session |\n|---|---:|---:|---:|\n")
 		for _, sm := range memRows {
 			fmt.Fprintf(b, "| %s | %d | %s | %s |\n", mdEscape(sm.Server), sm.Clients, FormatValue(float64(sm.PSSPerSession)), FormatValue(float64(sm.RSSPerSession)))
 		}

@@ -592,8 +592,10 @@ func (r *Runner) idle(ctx context.Context, rep int) Result {
 		res.Err = "no server probe: memory cannot be measured remotely"
 		return res
 	}
-	time.Sleep(300 * time.Millisecond)
-	m0, err := r.Probe.Memory()
+	// Sessions of the previous workload may still be exiting, and a
+	// pre-forking server may be refilling its pool: both would count as
+	// memory of the idle sessions, or against them.
+	m0, err := settle(r.Probe)
 	if err != nil {
 		res.Err = err.Error()
 		return res
@@ -609,19 +611,47 @@ func (r *Runner) idle(ctx context.Context, rep int) Result {
 		res.Err = err.Error()
 		return res
 	}
-	// Let pre-forked pools refill and lazily allocated memory settle.
-	time.Sleep(time.Second)
-	m1, err := r.Probe.Memory()
+	m1, err := settle(r.Probe)
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
 	res.Seconds = time.Since(t0).Seconds()
-	d := Mem{RSSKiB: m1.RSSKiB - m0.RSSKiB, PSSKiB: m1.PSSKiB - m0.PSSKiB, Procs: m1.Procs - m0.Procs}
+	// Growth of the session processes only (see Mem.MainPSSKiB).
+	d := Mem{
+		RSSKiB: (m1.RSSKiB - m1.MainRSSKiB) - (m0.RSSKiB - m0.MainRSSKiB),
+		PSSKiB: (m1.PSSKiB - m1.MainPSSKiB) - (m0.PSSKiB - m0.MainPSSKiB),
+		Procs:  m1.Procs - m0.Procs, MainRSSKiB: m1.MainRSSKiB - m0.MainRSSKiB, MainPSSKiB: m1.MainPSSKiB - m0.MainPSSKiB,
+	}
 	res.Mem = &d
 	res.Ops = int64(n)
 	res.Value = float64(d.PSSKiB) / float64(n)
 	return res
+}
+
+// settle waits until the server's process count has not changed for
+// 700 ms (at most 10 s), then returns its memory.
+func settle(p Probe) (Mem, error) {
+	last, err := p.Memory()
+	if err != nil {
+		return last, err
+	}
+	stable := time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		m, err := p.Memory()
+		if err != nil {
+			return m, err
+		}
+		if m.Procs != last.Procs {
+			stable = time.Now()
+		}
+		last = m
+		if time.Since(stable) >= 700*time.Millisecond {
+			break
+		}
+	}
+	return last, nil
 }
 
 // ParseClients reads "1,2,4" or "1-256" (powers of two).

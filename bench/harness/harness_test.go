@@ -68,7 +68,7 @@ func TestQuickAgainstSluice(t *testing.T) {
 	o.Cfg.UploadSize = 64 << 20
 	o.Cfg.UploadSource = filepath.Join(tmp, "upload-src.bin")
 	o.Cfg.LoginDuration, o.Cfg.SmallDuration = 500*time.Millisecond, 500*time.Millisecond
-	o.Cfg.ListRuns, o.Cfg.IdleSessions = 1, 4
+	o.Cfg.ListRuns, o.Cfg.IdleSessions = 1, 8
 	o.Command = "go test ./bench/harness"
 	var log strings.Builder
 	o.Log = &log

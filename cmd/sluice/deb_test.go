@@ -37,7 +37,8 @@ func TestDebianPackage(t *testing.T) {
 		t.Fatalf("dpkg-deb --contents: %v\n%s", err, contents)
 	}
 	for _, want := range []string{"./usr/bin/sluice", "./usr/lib/systemd/system/sluice.service",
-		"./usr/lib/tmpfiles.d/sluice.conf", "./etc/sluice/sluice.toml", "./usr/share/doc/sluice/sluice.example.toml"} {
+		"./usr/lib/tmpfiles.d/sluice.conf", "./etc/sluice/sluice.toml", "./usr/share/doc/sluice/sluice.example.toml",
+		"./usr/share/man/man8/sluice.8.gz", "./usr/share/man/man5/sluice.toml.5.gz"} {
 		if !strings.Contains(string(contents), want) {
 			t.Errorf("package lacks %s:\n%s", want, contents)
 		}

@@ -28,6 +28,7 @@ Usage:
   sluice kick SESSION|ACCOUNT [--config FILE]  end a session, or every session of an account
   sluice ban IP [--for DURATION] [--config FILE]   refuse an address (default: ban_duration)
   sluice reload [--binary] [--config FILE]     reload the configuration, or upgrade the binary in place
+  sluice man sluice.8|sluice.toml.5            print a man page (roff)
   sluice version
 
 sluice worker is internal: the supervisor starts it for each session.
@@ -59,6 +60,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdAdmin(args[0], args[1:], stdout, stderr)
 	case "reload":
 		return cmdReload(args[1:], stdout, stderr)
+	case "man":
+		return cmdMan(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0
