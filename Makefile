@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # the sandbox rely on, returns ENOTSUP in a cgo binary.
 RACE_PKGS := ./ftp/... ./datapath/... ./daemon/ipc/...
 
-.PHONY: all build run test test-unit test-race vet fmt-check fuzz clean
+.PHONY: all build run test test-unit test-race test-timing vet fmt-check fuzz clean
 
 all: build
 
@@ -22,10 +22,15 @@ build:
 run: build
 	./$(BIN) serve
 
-test: fmt-check vet build test-unit test-race
+test: fmt-check vet build test-unit test-race test-timing
 
 test-unit:
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 12m ./...
+
+# Tests that measure rates run last and alone (-p 1), not beside the
+# integration tests that load both cores.
+test-timing:
+	SLUICE_TIMING=1 CGO_ENABLED=0 $(GO) test -count=1 -p 1 -timeout 5m -run 'TestPacing' ./bpf/
 
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 8m $(RACE_PKGS)

@@ -22,7 +22,10 @@ type Meta struct {
 	Reps      int               `json:"reps"`
 	CPUMethod string            `json:"cpu_method"`
 	Labels    map[string]string `json:"labels,omitempty"` // workload → row label
-	Notes     []string          `json:"notes,omitempty"`
+	// IdleMethod says what the idle figure counts; empty in reports made
+	// before the main process was left out (they count the whole cgroup).
+	IdleMethod string   `json:"idle_method,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
 }
 
 // Report is a whole run: every repetition and the medians.
@@ -264,7 +267,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	if len(memRows) > 0 {
-		b.WriteString("\nMemory per idle logged-in session (growth of the server's session processes, main process left out, KiB; medians).\n\n| server | sessions | PSS/session | RSS/session |\n|---|---:|---:|---:|\n")
+		method := r.Meta.IdleMethod
+		if method == "" {
+			method = "growth of all the server's processes, main process included"
+		}
+		fmt.Fprintf(b, "\nMemory per idle logged-in session (%s; KiB, medians).\n\n", method)
+		b.WriteString("| server | sessions | PSS/session | RSS/session |\n|---|---:|---:|---:|\n")
 		for _, sm := range memRows {
 			fmt.Fprintf(b, "| %s | %d | %s | %s |\n", mdEscape(sm.Server), sm.Clients, FormatValue(float64(sm.PSSPerSession)), FormatValue(float64(sm.RSSPerSession)))
 		}
@@ -345,7 +353,7 @@ func yAxis(b *strings.Builder, ymax float64) {
 		v := ymax * float64(i) / 5
 		y := float64(padT) + ph - ph*float64(i)/5
 		fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", padL, svgW-padR, y, y)
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", padL-6, y+4, FormatValue(v))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", padL-6, y+4, tick(v))
 	}
 	fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="black"/>`+"\n", padL, padL, padT, svgH-padB)
 	fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="black"/>`+"\n", padL, svgW-padR, svgH-padB, svgH-padB)
@@ -357,6 +365,14 @@ func legend(b *strings.Builder, names []string) {
 		fmt.Fprintf(b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/>`+"\n", svgW-padR+12, y-10, palette[i%len(palette)])
 		fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", svgW-padR+30, y, html.EscapeString(n))
 	}
+}
+
+// tick labels an axis: whole numbers without decimals.
+func tick(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return FormatValue(v)
 }
 
 // LineChartSVG draws y against x on a log2 x axis (client counts).
@@ -386,7 +402,7 @@ func LineChartSVG(title, xlabel, ylabel string, series []Series) string {
 	px := func(x float64) float64 { return float64(padL) + pw*(math.Log2(x)-lx0)/(lx1-lx0) }
 	py := func(y float64) float64 { return float64(padT) + ph - ph*y/ymax }
 	for x := xmin; x <= xmax; x *= 2 {
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(x), svgH-padB+16, FormatValue(x))
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(x), svgH-padB+16, tick(x))
 	}
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", padL+(svgW-padL-padR)/2, svgH-padB+40, html.EscapeString(xlabel))
 	var names []string

@@ -206,6 +206,11 @@ func runPaced(t *testing.T, e *env, runs []paceRun) []float64 {
 // read-only View), downloads and uploads; an unlimited account beside it
 // is not slowed to anything near that.
 func TestPacing(t *testing.T) {
+	if os.Getenv("SLUICE_TIMING") == "" {
+		// Rates measured to ±10% need the CPU: next to the integration
+		// tests on 2 cores a descheduled sender falls behind its share.
+		t.Skip("timing test: run alone by `make test-timing` (part of make test), or set SLUICE_TIMING=1")
+	}
 	e := newEnv(t)
 	const limit = 50 * mb
 	for _, tc := range []struct {

@@ -119,10 +119,11 @@ Versions:
 - **LIST / MLSD:** one listing of a 10 000-entry directory, median over a
   few runs within each repetition.
 - **Idle sessions:** N sessions logged in and idle; the growth of the PSS
-  (and RSS) of the server's session processes, divided by N. The main
-  process (listener, sluice's supervisor) is left out: its heap moves with
-  garbage collection — sluice's supervisor allocates and later frees
-  19 MiB per argon2id check — by more than the sessions weigh.
+  (and RSS) of the server's processes, divided by N (what exactly is
+  counted is said above the memory table). Newer runs leave the main
+  process (listener, sluice's supervisor) out: its heap moves with garbage
+  collection — sluice's supervisor allocates and later frees 19 MiB per
+  argon2id check — by more than the sessions weigh.
 - **FTPS RETR:** the RETR with AUTH TLS, PBSZ 0, PROT P (TLS 1.3, Go
   client); no kTLS on this kernel, so both ends encrypt in user space.
 

@@ -179,8 +179,9 @@ func Run(ctx context.Context, o Options) (*bench.Report, error) {
 		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Command: o.Command,
 		Machine: machine(), Kernel: kernel(), GoVersion: runtime.Version(),
 		Versions: map[string]string{}, Reps: o.Reps,
-		CPUMethod: "one cgroup v2 per server under " + bench.CgroupRoot + " (cpu.stat usage_usec, which includes forked session processes); memory from /proc/PID/smaps_rollup of every process in the cgroup",
-		Labels:    labels(o),
+		CPUMethod:  "one cgroup v2 per server under " + bench.CgroupRoot + " (cpu.stat usage_usec, which includes forked session processes); memory from /proc/PID/smaps_rollup of every process in the cgroup",
+		Labels:     labels(o),
+		IdleMethod: "growth of the server's session processes; the main process is left out",
 	}
 	var servers []*Server
 	defer func() {
