@@ -127,3 +127,15 @@ func CurrentCapabilities() (CapSets, error) {
 // after login. Otherwise it is developer mode: everything works except the
 // uid switch.
 func IsRoot() bool { return unix.Geteuid() == 0 }
+
+// SetProcessName sets the calling thread's name (comm, as ps and top show
+// it). Workers are exec'd from /proc/self/exe, which would name them
+// "exe"; called from an init function, which runs on the main thread, it
+// renames the process.
+func SetProcessName(name string) error {
+	b := append([]byte(name), 0)
+	if len(b) > 16 {
+		b = append(b[:15], 0)
+	}
+	return unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
+}
