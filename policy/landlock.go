@@ -97,15 +97,16 @@ func FSAccessNames(v uint64) []string {
 //
 //	list      → read_dir
 //	read      → read_file
-//	create    → write_file, make_reg, truncate
-//	overwrite → write_file, make_reg, truncate, read_file
-//	append    → write_file, make_reg, truncate, read_file
+//	create    → write_file, make_reg, truncate, remove_file
+//	overwrite → write_file, make_reg, truncate, remove_file, read_file
+//	append    → write_file, make_reg, truncate, remove_file, read_file
 //	delete    → remove_file, remove_dir
 //	mkdir     → make_dir
 //	rename    → refer, remove_file, remove_dir, make_reg, make_dir
 //
 // Uploads write a hidden partial and rename it into place, so every
-// writing right needs make_reg and truncate (of the partial). Overwrite
+// writing right needs make_reg, truncate (of the partial) and remove_file
+// (the kernel counts renaming the partial away as removing its name). Overwrite
 // and append need read_file because a resume or an append copies or
 // re-hashes bytes already on disk (datapath.RightsReadingFiles); create
 // alone (a dropbox) uploads without reading anything back, so its layer
@@ -127,7 +128,7 @@ func LandlockRights(r datapath.Rights) uint64 {
 		v |= llReadFile
 	}
 	if r.Any(datapath.RightsWriting) {
-		v |= llWriteFile | llMakeReg | llTruncate
+		v |= llWriteFile | llMakeReg | llTruncate | llRemoveFile
 	}
 	if r.Has(datapath.RightDelete) {
 		v |= llRemoveFile | llRemoveDir
