@@ -390,7 +390,27 @@ command = [%q, "{path}"]
 name = "slow"
 events = ["upload"]
 command = [%q]
-`, veto, slow)
+
+[[hook]]
+name = "no-secrets"
+events = ["pre-download"]
+glob = "*.secret"
+command = ["/bin/false"]
+
+[[hook]]
+name = "no-ghost"
+events = ["pre-login"]
+accounts = ["ghost"]
+command = ["/bin/false"]
+
+[[account]]
+name = "ghost"
+password = %q
+  [[account.folder]]
+  path = "/"
+  dir = %q
+  rights = ["list"]
+`, veto, slow, demoHash(), t.TempDir())
 	s := startServer(t, serverOpts{extraAccounts: hooks})
 	k := dialCtrl(t, s.addr())
 	k.login("demo", "demo")
@@ -413,8 +433,20 @@ command = [%q]
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("4 uploads took %s with a 3 s post hook: transfers waited for hooks", d)
 	}
+	os.WriteFile(filepath.Join(s.root, "x.secret"), []byte("s"), 0o644)
+	if code, _ := dataCmd(t, k, "RETR x.secret"); code != 550 {
+		t.Errorf("vetoed RETR: %d", code)
+	}
+	if code, body := dataCmd(t, k, "RETR ok0.txt"); code != 226 || body != "fine" {
+		t.Errorf("RETR ok0.txt: %d %q", code, body)
+	}
 	k.cmd("QUIT", 221)
-	waitLog(t, s, `"event":"hook.veto"`, 1)
+	g := dialCtrl(t, s.addr())
+	g.cmd("USER ghost", 331)
+	if text := g.cmd("PASS demo", 530); !strings.Contains(text, "refused by server policy") {
+		t.Errorf("pre-login veto: %q", text)
+	}
+	waitLog(t, s, `"event":"hook.veto"`, 3)
 }
 
 // TestWebhookSignedAndQueued: events reach a webhook receiver, HMAC-signed;
@@ -534,5 +566,51 @@ timeout = "2s"
 	time.Sleep(300 * time.Millisecond)
 	if left, _ := filepath.Glob(filepath.Join(s.dir, "state", "hooks", "*.json")); len(left) != 0 {
 		t.Errorf("queue not emptied: %v", left)
+	}
+}
+
+// TestRoleLoginLimits: a role's time window and protocol list are enforced
+// at login, with a clear reply.
+func TestRoleLoginLimits(t *testing.T) {
+	now := time.Now()
+	// A one-hour window that is certainly not now.
+	later := now.Add(3 * time.Hour)
+	win := fmt.Sprintf("%02d:00-%02d:00", later.Hour(), (later.Hour()+1)%24)
+	extra := fmt.Sprintf(`
+[[role]]
+name = "nightly"
+rights = ["list", "read"]
+time_windows = [%q]
+
+[[role]]
+name = "sftp-only"
+rights = ["list", "read"]
+protocols = ["sftp"]
+
+[[account]]
+name = "night"
+password = %q
+roles = ["nightly"]
+  [[account.folder]]
+  path = "/"
+  dir = %q
+
+[[account]]
+name = "tlsonly"
+password = %q
+roles = ["sftp-only"]
+  [[account.folder]]
+  path = "/"
+  dir = %q
+`, win, demoHash(), t.TempDir(), demoHash(), t.TempDir())
+	s := startServer(t, serverOpts{extraAccounts: extra})
+	for user, want := range map[string]string{"night": "not allowed at this time", "tlsonly": "may not log in over plain FTP"} {
+		k := dialCtrl(t, s.addr())
+		k.cmd("USER "+user, 331)
+		text := k.cmd("PASS demo", 530)
+		if !strings.Contains(text, want) {
+			t.Errorf("%s: %q, want …%s…", user, text, want)
+		}
+		k.cmd("QUIT", 221)
 	}
 }
