@@ -73,12 +73,22 @@ func TestDropboxUploads(t *testing.T) {
 	if _, err := tr.BeginUpload("/a.log", UploadAppend, 0); !errors.Is(err, ErrNoOverwrite) {
 		t.Errorf("append: %v", err)
 	}
+	// APPE of a new name is a create; resuming a dropbox upload is not
+	// possible (it would read the partial back).
+	u, err := tr.BeginUpload("/d.log", UploadAppend, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Abort()
+	if _, err := tr.BeginUpload("/d.log", UploadStore, 3); !errors.Is(err, ErrNoRight) {
+		t.Errorf("resume: %v", err)
+	}
 	if _, err := tr.Create("/a.log", os.O_TRUNC); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("Create O_TRUNC: %v", err)
 	}
 	// The name appears while the upload runs: the commit refuses to
 	// replace it and keeps the partial.
-	u, err := tr.BeginUpload("/c.log", UploadStore, 0)
+	u, err = tr.BeginUpload("/c.log", UploadStore, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,6 +179,9 @@ func (t *Tree) BeginUpload(p string, mode UploadMode, offset int64) (*Upload, er
 	case mode == UploadAppend && !finalExists && pst.Size > 0:
 		// APPE of an interrupted upload: continue it where it stopped
 		// (SIZE reported this length).
+		if u.writeOnly {
+			return nil, kindErr(op, p, ErrNoRight, "resume needs the read, append or overwrite right")
+		}
 		if err := u.resumePartial(m, pst.Size); err != nil {
 			return nil, pathErr(op, p, err)
 		}
