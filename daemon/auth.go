@@ -129,6 +129,14 @@ func (b *authBroker) check(ip netip.Addr, user, pass string) authResult {
 		// Same reply as a bad password: do not confirm the account exists.
 		return b.fail(ip, cfg)
 	}
+	// Role limits (policy.Resolve): the password was right, so saying
+	// why is no oracle.
+	if !acct.Limits.AllowsProtocol(policy.ProtoFTP) {
+		return authResult{code: 530, msg: "This account may not log in over plain FTP (its roles require TLS or another protocol)."}
+	}
+	if !acct.Limits.AllowsTime(b.now()) {
+		return authResult{code: 530, msg: "Logins to this account are not allowed at this time of day."}
+	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -49,6 +49,7 @@ type Server struct {
 	metricsL    net.Listener
 	metricsAddr string
 	sandbox     sandboxState
+	hooks       *hookRunner
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -103,6 +104,7 @@ func New(cfg *policy.Config, o Options) (*Server, error) {
 	}
 	s.cfg.Store(cfg)
 	s.idle = make(chan *worker, 64)
+	s.hooks = newHookRunner(s.config, s.root, logs)
 	return s, nil
 }
 
@@ -588,13 +590,22 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		default:
 			s.metrics.login("refused") // e.g. the account's session limit
 		}
+		s.hooks.fire(HookEvent{Event: "login-failed", Account: m.User, Groups: []string{}, Remote: si.Remote, Session: si.ID, Code: res.code})
 		if res.banned && res.failed {
 			s.logs.Audit.Warn().Str("event", "ban").Str("remote", ip.String()).Float64("for_s", cfg.Limits.BanDuration.Seconds()).Send()
+			s.hooks.fire(HookEvent{Event: "ban", Remote: ip.String(), Session: si.ID})
 		}
 		return s.replyAuth(w, ipc.AuthReply{Code: res.code, Msg: res.msg, Banned: res.banned})
 	}
 	acct := res.account
-	reply := ipc.AuthReply{OK: true, Account: acct.Name, UID: acct.UID, GID: acct.GID, Home: "/"}
+	if !s.preLogin(si, acct.Name) {
+		s.auth.release(acct.Name)
+		s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
+			Str("user", m.User).Str("reason", "pre-login hook").Send()
+		return s.replyAuth(w, ipc.AuthReply{Code: 530, Msg: "Login refused by server policy."})
+	}
+	reply := ipc.AuthReply{OK: true, Account: acct.Name, UID: acct.UID, GID: acct.GID, Home: "/",
+		Gates: s.hooks.gates(acct.Name, acct.Groups)}
 	var files []*os.File
 	defer func() {
 		for _, f := range files {
@@ -637,6 +648,7 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 	s.metrics.login("ok")
 	s.logs.Audit.Info().Str("event", "login.ok").Str("session", si.ID).Str("remote", si.Remote).
 		Str("account", acct.Name).Uint32("uid", acct.UID).Send()
+	s.hooks.fire(HookEvent{Event: "login", Account: acct.Name, Remote: si.Remote, Session: si.ID})
 	return s.replyAuth(w, reply, files...)
 }
 

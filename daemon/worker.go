@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +69,7 @@ func RunWorker() int {
 		fmt.Fprintln(os.Stderr, "sluice worker: client connection:", err)
 		return 1
 	}
-	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1)}
+	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1), verdicts: make(chan ipc.HookVerdict, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.readSupervisor(cancel)
@@ -151,6 +153,8 @@ type workerSession struct {
 	ipc      *ipc.Conn
 	start    ipc.Start
 	replies  chan authReply
+	verdicts chan ipc.HookVerdict
+	gateMu   sync.Mutex
 	loggedIn atomic.Bool
 	mu       sync.Mutex
 	account  string
@@ -172,6 +176,11 @@ func (w *workerSession) readSupervisor(cancel context.CancelFunc) {
 		switch m := m.(type) {
 		case ipc.AuthReply:
 			w.replies <- authReply{r: m, files: files}
+		case ipc.HookVerdict:
+			select {
+			case w.verdicts <- m:
+			default: // nobody asked: ignore
+			}
 		case ipc.Shutdown:
 			cancel()
 		default:
@@ -249,7 +258,41 @@ func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Acco
 	}
 	w.tree = tree
 	w.loggedIn.Store(true)
-	return &ftp.Account{Name: r.Account, FS: tree, Home: r.Home}, nil
+	acct := &ftp.Account{Name: r.Account, FS: tree, Home: r.Home}
+	if len(r.Gates) > 0 {
+		gates := r.Gates
+		acct.Gate = func(ctx context.Context, op, path string) error { return w.gate(ctx, gates, op, path) }
+	}
+	return acct, nil
+}
+
+// errVetoed: a pre-hook refused the operation.
+var errVetoed = errors.New("refused by a pre-hook")
+
+// gate asks the supervisor to run the pre-hooks of op (only for the ops
+// the AuthReply listed) and waits for the verdict.
+func (w *workerSession) gate(ctx context.Context, gates []string, op, path string) error {
+	if !slices.Contains(gates, op) {
+		return nil
+	}
+	w.gateMu.Lock()
+	defer w.gateMu.Unlock()
+	select {
+	case <-w.verdicts: // stale: its asker gave up
+	default:
+	}
+	if err := w.ipc.Send(ipc.HookCheck{Op: op, Path: path}); err != nil {
+		return err
+	}
+	select {
+	case v := <-w.verdicts:
+		if !v.OK {
+			return errVetoed
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // enterAccount is the login transition: become the account (uid/gid, no

@@ -47,6 +47,7 @@ var requestTable = []request{
 	{ipc.TReady, []phase{phaseSpawned}, 1},
 	{ipc.TAuthRequest, []phase{phasePreAuth, phasePostAuth}, 0}, // bounded by max_login_attempts below
 	{ipc.TEvent, []phase{phasePostAuth}, 0},
+	{ipc.THookCheck, []phase{phasePostAuth}, 0}, // one at a time, at most maxHookChecks (hooks_wire.go)
 	{ipc.TClose, []phase{phasePreAuth, phasePostAuth}, 1},
 }
 
@@ -93,6 +94,7 @@ type worker struct {
 	loggedIn string // account name while it holds a session slot
 	opened   time.Time
 	missing  []string // sandbox parts not enforced (Ready), require_sandbox = false only
+	hookBusy bool     // a HookCheck is being answered
 }
 
 func (w *worker) pid() int { return w.cmd.Process.Pid }
@@ -285,6 +287,13 @@ func (s *Server) serveWorker(w *worker) {
 				w.mu.Unlock()
 				s.metrics.transfer(si.Account, m.Dir, m.Bytes, m.Duration, m.Code >= 200 && m.Code < 300)
 			}
+			if he, ok := sessionHookEvent(si, m.Event); ok {
+				s.hooks.fire(he)
+			}
+		case ipc.HookCheck:
+			if !s.handleHookCheck(w, m) {
+				return
+			}
 		case ipc.Close:
 			w.mu.Lock()
 			w.phase = phaseClosed
@@ -339,5 +348,13 @@ func (s *Server) reaped(w *worker, waitErr error) {
 		}
 	}
 	e.Send()
+	if w.sess.Account != "" {
+		he := HookEvent{Event: "session-end", Account: w.sess.Account, Remote: w.sess.Remote, Session: w.sess.ID,
+			DurationS: time.Since(w.opened).Seconds()}
+		if sm := w.summary; sm != nil {
+			he.BytesIn, he.BytesOut, he.FilesIn, he.FilesOut, he.Code = sm.BytesIn, sm.BytesOut, sm.FilesIn, sm.FilesOut, sm.LastCode
+		}
+		s.hooks.fire(he)
+	}
 	s.releaseConn(w.sess.Remote)
 }

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +30,10 @@ var (
 	// directory fd, possibly on separate file systems; a copy-and-delete
 	// is the client's business.
 	ErrCrossFolder = errors.New("rename across folders")
+	// ErrNoOverwrite: the name exists and the folder's rights do not
+	// include overwrite (a dropbox, an append-only folder). It also
+	// matches fs.ErrExist.
+	ErrNoOverwrite = fmt.Errorf("file exists and may not be overwritten: %w", fs.ErrExist)
 )
 
 // kindError pairs one of our sentinels with the errno behind it, so both

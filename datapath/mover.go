@@ -552,7 +552,9 @@ func copyReceive(dst *os.File, src net.Conn, o *Options, res Result) (Result, er
 			}
 			w, err := dst.Write(data)
 			res.Bytes += int64(w)
-			if o.hash != nil {
+			if o.hash != nil && o.hash.mode == hashTee {
+				o.hash.add(data[:w]) // in memory: the file may be write-only
+			} else if o.hash != nil {
 				o.hash.wrote(w)
 			}
 			if err != nil {
@@ -566,7 +568,9 @@ func copyReceive(dst *os.File, src net.Conn, o *Options, res Result) (Result, er
 			if pendingCR {
 				w, err := dst.Write([]byte{'\r'})
 				res.Bytes += int64(w)
-				if o.hash != nil {
+				if o.hash != nil && o.hash.mode == hashTee {
+					o.hash.add([]byte{'\r'}[:w])
+				} else if o.hash != nil {
 					o.hash.wrote(w)
 				}
 				if err != nil {

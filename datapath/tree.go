@@ -211,6 +211,14 @@ func (t *Tree) need(op string, tg target, want Rights) error {
 	return nil
 }
 
+// needAny is need for "one of these rights".
+func (t *Tree) needAny(op string, tg target, want Rights) error {
+	if !t.rightsOf(tg).Any(want) {
+		return kindErr(op, tg.vpath, ErrNoRight, "folder lacks the "+strings.Join(want.Names(), " or ")+" right")
+	}
+	return nil
+}
+
 // openBeneath is the only way this package turns a path into an fd: the
 // kernel walks rel beneath dirfd and fails with EXDEV/ELOOP rather than
 // leave it, whatever the tree looks like at that instant.
@@ -490,11 +498,29 @@ func (t *Tree) Create(p string, flag int) (*os.File, error) {
 		return nil, err
 	}
 	defer t.mu.RUnlock()
-	if err := t.need(op, tg, RightWrite); err != nil {
+	if err := t.needAny(op, tg, RightsWriting); err != nil {
 		return nil, err
 	}
 	if t.reserved(tg) {
 		return nil, kindErr(op, p, ErrIsDir, "mount point")
+	}
+	// Without the overwrite right an existing file is never truncated:
+	// append-only opens it for appending (no O_CREAT unless create is
+	// granted too), create-only insists on a new file (O_EXCL).
+	switch r := t.rightsOf(tg); {
+	case r.Has(RightOverwrite):
+	case flag&os.O_APPEND != 0 && r.Has(RightAppend) && flag&os.O_TRUNC == 0:
+		if !r.Has(RightWrite) {
+			fd, err := openBeneath(tg.m.fd, tg.rel, unix.O_WRONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_LARGEFILE|unix.O_APPEND, 0)
+			if err != nil {
+				return nil, resolveErr(op, p, err, true)
+			}
+			return regularFile(op, p, fd)
+		}
+	case r.Has(RightWrite):
+		flag = flag&^os.O_TRUNC | os.O_EXCL
+	default:
+		return nil, kindErr(op, p, ErrNoRight, "folder lacks the create right")
 	}
 	fd, err := openBeneath(tg.m.fd, tg.rel,
 		unix.O_WRONLY|unix.O_CREAT|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_LARGEFILE|uint64(flag), 0o644)
@@ -639,8 +665,17 @@ func (t *Tree) Rename(from, to string) error {
 	if srcDir {
 		flags = unix.RENAME_NOREPLACE
 	}
+	// Renaming over an existing file replaces it: that takes the
+	// overwrite right, else the kernel refuses atomically.
+	noOverwrite := !t.rightsOf(ttg).Has(RightOverwrite)
+	if noOverwrite {
+		flags = unix.RENAME_NOREPLACE
+	}
 	err = unix.Renameat2(ffd, fname, tfd, tname, flags)
-	if err == unix.EINVAL && flags != 0 {
+	if err == unix.EEXIST && noOverwrite && !srcDir {
+		return kindErr(op, to, ErrNoOverwrite, "")
+	}
+	if err == unix.EINVAL && flags != 0 && !noOverwrite {
 		// File system without RENAME_NOREPLACE: the check above has
 		// to do.
 		err = unix.Renameat2(ffd, fname, tfd, tname, 0)
@@ -669,7 +704,7 @@ func (t *Tree) Chtimes(p string, mtime time.Time) error {
 		return err
 	}
 	defer t.mu.RUnlock()
-	if err := t.need(op, tg, RightWrite); err != nil {
+	if err := t.needAny(op, tg, RightsWriting); err != nil {
 		return err
 	}
 	if tg.m == nil {

@@ -60,6 +60,13 @@ type Upload struct {
 	done    bool
 	Durable bool // fdatasync the file (and the directory) at Commit
 
+	// writeOnly: the folder grants no reading right, so the partial is
+	// opened O_WRONLY and the digest follows the bytes in memory (tee)
+	// rather than by reading them back.
+	writeOnly bool
+	// noReplace: Commit must not replace an existing final name.
+	noReplace bool
+
 	// Resumed says where the digest state at base came from, for the
 	// log: "new", "checkpoint", "checkpoint+rehash", "rehash", "record",
 	// "copy".
@@ -80,17 +87,19 @@ func (t *Tree) BeginUpload(p string, mode UploadMode, offset int64) (*Upload, er
 		return nil, err
 	}
 	defer t.mu.RUnlock()
-	if err := t.need(op, tg, RightWrite); err != nil {
+	if err := t.needAny(op, tg, RightsWriting); err != nil {
 		return nil, err
 	}
 	if t.reserved(tg) {
 		return nil, kindErr(op, p, ErrIsDir, "mount point")
 	}
+	rights := t.rightsOf(tg)
 	dirfd, name, err := openParent(op, tg)
 	if err != nil {
 		return nil, err
 	}
-	u := &Upload{vpath: p, mode: mode, dirfd: dirfd, name: name, pname: PartialPrefix + name}
+	u := &Upload{vpath: p, mode: mode, dirfd: dirfd, name: name, pname: PartialPrefix + name,
+		writeOnly: !rights.Any(RightsReadingFiles)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -117,7 +126,27 @@ func (t *Tree) BeginUpload(p string, mode UploadMode, offset int64) (*Upload, er
 	if mode == UploadUnique && finalExists {
 		return nil, pathErr(op, p, unix.EEXIST)
 	}
-	fd, err := openBeneath(dirfd, u.pname, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_LARGEFILE, 0o644)
+	if err := uploadAllowed(rights, mode, offset, finalExists, fst.Size); err != nil {
+		return nil, pathErr(op, p, err)
+	}
+	// Without the overwrite right the final name must still be free when
+	// the partial is renamed into place (append renames over the file it
+	// extends, which the append right allows).
+	u.noReplace = mode == UploadUnique || (!rights.Has(RightOverwrite) && !(finalExists && rights.Has(RightAppend)))
+	if u.writeOnly && (offset > 0 || mode == UploadAppend) {
+		// Resuming re-hashes bytes on disk, which a folder without a
+		// reading right may not read back (a dropbox).
+		if !finalExists && mode == UploadAppend {
+			// APPE of a new name is a plain create.
+		} else {
+			return nil, kindErr(op, p, ErrNoRight, "resume and append need the read, append or overwrite right")
+		}
+	}
+	openMode := uint64(unix.O_RDWR)
+	if u.writeOnly {
+		openMode = unix.O_WRONLY
+	}
+	fd, err := openBeneath(dirfd, u.pname, openMode|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_LARGEFILE, 0o644)
 	if err != nil {
 		return nil, resolveErr(op, p, err, false)
 	}
@@ -150,6 +179,9 @@ func (t *Tree) BeginUpload(p string, mode UploadMode, offset int64) (*Upload, er
 	case mode == UploadAppend && !finalExists && pst.Size > 0:
 		// APPE of an interrupted upload: continue it where it stopped
 		// (SIZE reported this length).
+		if u.writeOnly {
+			return nil, kindErr(op, p, ErrNoRight, "resume needs the read, append or overwrite right")
+		}
 		if err := u.resumePartial(m, pst.Size); err != nil {
 			return nil, pathErr(op, p, err)
 		}
@@ -293,7 +325,31 @@ func (u *Upload) File() *os.File { return u.f }
 // ReceiveWith), hashing them inline. After an error the bytes received so
 // far stay in the partial and the digest covers them.
 func (u *Upload) Receive(src net.Conn, o Options) (Result, error) {
+	if u.writeOnly {
+		return u.receive(src, o, hashTee)
+	}
 	return u.receive(src, o, hashAsync)
+}
+
+// uploadAllowed decides, from the folder's rights, whether an upload may
+// start: a new name needs create; replacing an existing file (STOR, or a
+// resume that cuts it) needs overwrite; extending it (APPE, or REST n +
+// STOR with n its size) needs append or overwrite.
+func uploadAllowed(r Rights, mode UploadMode, offset int64, finalExists bool, finalSize int64) error {
+	switch {
+	case !finalExists:
+		if !r.Has(RightWrite) {
+			return &kindError{kind: ErrNoRight, msg: "folder lacks the create right"}
+		}
+	case r.Has(RightOverwrite):
+	case mode == UploadAppend || (mode == UploadStore && offset > 0 && offset == finalSize):
+		if !r.Has(RightAppend) {
+			return &kindError{kind: ErrNoOverwrite, cause: unix.EEXIST, msg: "folder lacks the append and overwrite rights"}
+		}
+	default:
+		return &kindError{kind: ErrNoOverwrite, cause: unix.EEXIST}
+	}
+	return nil
 }
 
 func (u *Upload) receive(src net.Conn, o Options, mode hashMode) (Result, error) {
@@ -358,10 +414,13 @@ func (u *Upload) commit() (Record, error) {
 	// digest is then recomputed when asked for.
 	_ = fm.set(xattrRecord, rec.marshal())
 	var flags uint
-	if u.mode == UploadUnique {
+	if u.noReplace {
 		flags = unix.RENAME_NOREPLACE
 	}
 	if err := unix.Renameat2(u.dirfd, u.pname, u.dirfd, u.name, flags); err != nil {
+		if err == unix.EEXIST && u.mode != UploadUnique {
+			return Record{}, &kindError{kind: ErrNoOverwrite, cause: unix.EEXIST, msg: "created meanwhile"}
+		}
 		return Record{}, os.NewSyscallError("renameat2", err)
 	}
 	if u.Durable {
@@ -421,7 +480,7 @@ func (t *Tree) PartialSize(p string) (int64, error) {
 		return 0, err
 	}
 	defer t.mu.RUnlock()
-	if r := t.rightsOf(tg); !r.Has(RightWrite) && !r.Has(RightRead) {
+	if r := t.rightsOf(tg); !r.Any(RightsWriting | RightRead) {
 		return 0, kindErr(op, p, ErrNoRight, "folder lacks the read and write rights")
 	}
 	if t.reserved(tg) {

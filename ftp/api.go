@@ -71,6 +71,11 @@ type Account struct {
 	// is the hook for per-account bandwidth limits (the accounting
 	// layer); nil, or a nil result, means unpaced.
 	Pacer func(dir string) datapath.Pacer
+	// Gate, if set, is asked before an operation that a pre-hook may
+	// veto: op is "pre-upload" (STOR, APPE, STOU) or "pre-download"
+	// (RETR), path the virtual path. A non-nil error refuses it with 550.
+	// In a worker it asks the supervisor, which runs the hook.
+	Gate func(ctx context.Context, op, path string) error
 }
 
 // Authenticator checks a USER/PASS pair. In a worker it is the IPC client
@@ -115,6 +120,10 @@ type Event struct {
 	Mover    string // "sendfile", "splice", "copy"
 	Fallback string // why a zero-copy mover was not used
 	Detail   string
+	// Size and XXH64 describe the file a completed upload left under its
+	// final name (Kind "transfer", Dir "in", Code 226): for hooks.
+	Size  int64  `json:",omitempty"`
+	XXH64 string `json:",omitempty"`
 }
 
 // EventSink receives a session's audit events. It must not block for long.

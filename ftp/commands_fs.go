@@ -48,6 +48,30 @@ func (s *Session) allowed(p string, want datapath.Rights) bool {
 	return false
 }
 
+// allowedAny is allowed for "one of these rights" (STOR needs create,
+// overwrite or append; the file system decides which one applies).
+func (s *Session) allowedAny(p string, want datapath.Rights) bool {
+	if s.fs.Rights(p).Any(want) {
+		return true
+	}
+	s.reply(550, p+": Permission denied.")
+	return false
+}
+
+// gate asks the account's Gate (pre-upload, pre-download hooks run by the
+// supervisor) whether op on p may go ahead; a refusal is a 550.
+func (s *Session) gate(op, p string) bool {
+	if s.acct == nil || s.acct.Gate == nil {
+		return true
+	}
+	if err := s.acct.Gate(s.ctx, op, p); err != nil {
+		s.reply(550, p+": Refused by server policy ("+op+" check).")
+		s.evPath = p
+		return false
+	}
+	return true
+}
+
 // fail replies for a FileSystem error and returns the code.
 func (s *Session) fail(err error, subject string) int {
 	code, msg := replyForErr(err, subject, opFile)
@@ -226,7 +250,7 @@ func (s *Session) cmdMFMT(arg string) {
 		return
 	}
 	p, ok := s.resolve(rest)
-	if !ok || !s.allowed(p, datapath.RightWrite) {
+	if !ok || !s.allowedAny(p, datapath.RightsWriting) {
 		return
 	}
 	if err := s.fs.Chtimes(p, t); err != nil {

@@ -73,6 +73,9 @@ func (s *Session) cmdRETR(arg string) {
 		s.reply(errRestASCII.Code, errRestASCII.Msg)
 		return
 	}
+	if !s.gate("pre-download", p) {
+		return
+	}
 	f, err := s.fs.Open(p)
 	if err != nil {
 		s.fail(err, p)
@@ -108,11 +111,14 @@ func (s *Session) cmdRETR(arg string) {
 func (s *Session) cmdSTOR(arg string) {
 	offset := s.takeRest()
 	p, ok := s.resolve(arg)
-	if !ok || !s.allowed(p, datapath.RightWrite) || !s.needDataSetup() {
+	if !ok || !s.allowedAny(p, datapath.RightsWriting) || !s.needDataSetup() {
 		return
 	}
 	if s.ascii && offset > 0 {
 		s.reply(errRestASCII.Code, errRestASCII.Msg)
+		return
+	}
+	if !s.gate("pre-upload", p) {
 		return
 	}
 	if up, ok := s.fs.(Uploader); ok {
@@ -163,7 +169,7 @@ func (s *Session) cmdSTOR(arg string) {
 func (s *Session) cmdAPPE(arg string) {
 	s.takeRest()
 	p, ok := s.resolve(arg)
-	if !ok || !s.allowed(p, datapath.RightWrite) || !s.needDataSetup() {
+	if !ok || !s.allowedAny(p, datapath.RightsWriting) || !s.needDataSetup() || !s.gate("pre-upload", p) {
 		return
 	}
 	if up, ok := s.fs.(Uploader); ok {
@@ -206,7 +212,7 @@ func (s *Session) cmdSTOU(arg string) {
 		first = base + "." + randomSuffix()
 	}
 	// All candidates share a directory, hence rights.
-	if !s.allowed(first, datapath.RightWrite) || !s.needDataSetup() {
+	if !s.allowed(first, datapath.RightWrite) || !s.needDataSetup() || !s.gate("pre-upload", first) {
 		return
 	}
 	for i := 0; i < stouAttempts; i++ {

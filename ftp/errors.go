@@ -48,6 +48,8 @@ func replyForErr(err error, subject string, op opKind) (int, string) {
 		return 550, prefix + "path leaves your tree."
 	case errors.Is(err, datapath.ErrHashTooLarge):
 		return 552, prefix + "Range too large to hash on request; ask for a smaller RANG."
+	case errors.Is(err, datapath.ErrNoOverwrite):
+		return 550, prefix + "File exists and may not be overwritten."
 	case errors.Is(err, datapath.ErrBusy):
 		return 450, prefix + "An upload to this name is in progress; try again later."
 	case errors.Is(err, errNoRight), errors.Is(err, fs.ErrPermission):

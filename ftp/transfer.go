@@ -28,7 +28,8 @@ type transfer struct {
 	// upload, for atomic uploads: committed when the bytes arrived,
 	// kept as a resumable partial otherwise. file is its partial.
 	upload *datapath.Upload
-	digest string // detail for the log: the committed XXH64 and how the digest resumed
+	digest string           // detail for the log: the committed XXH64 and how the digest resumed
+	final  *datapath.Record // the committed upload (size, XXH64), for hooks
 
 	done    chan xferResult
 	ln      net.Listener // passive listener, closed on abort
@@ -139,6 +140,7 @@ func (t *transfer) finishUpload(r *xferResult) {
 		return
 	}
 	t.digest = "xxh64=" + rec.Hex() + "; digest resumed from " + u.Resumed
+	t.final = &rec
 }
 
 func (t *transfer) run(ctx context.Context, open func(context.Context) (net.Conn, error),
@@ -228,6 +230,9 @@ func (s *Session) recordTransfer(t *transfer, r xferResult, code int) {
 		detail = append(detail, fmt.Sprintf("refused %d data connection(s) from other addresses", t.refused))
 	}
 	ev.Detail = strings.Join(detail, "; ")
+	if t.final != nil && code == 226 {
+		ev.Size, ev.XXH64 = t.final.Size, t.final.Hex()
+	}
 	s.emit(ev)
 }
 

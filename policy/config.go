@@ -34,6 +34,14 @@ type Config struct {
 	Limits   Limits
 	Metrics  MetricsConfig
 	Accounts []Account
+	// Roles are the built-in roles and the [[role]] tables, by name;
+	// Groups the [[group]] tables. Accounts are already resolved
+	// against them (Resolve).
+	Roles  []Role
+	Groups []Group
+	// Hooks is the [hooks] table, HookList the [[hook]] tables.
+	Hooks    HooksConfig
+	HookList []Hook
 	// Source is the file the configuration came from, or "embedded
 	// default".
 	Source string
@@ -112,7 +120,16 @@ type Account struct {
 	// Limits.MaxSessionsPerAccount applies.
 	MaxSessions int
 	Disabled    bool
-	Folders     []Folder
+	// Folders are the resolved folders: the account's own and its
+	// groups', each with its effective rights (see Resolve).
+	Folders []Folder
+	// Groups and RoleNames are as written; Roles are the effective
+	// roles (the account's, then its groups'); Limits the resolved
+	// limits (AllowFrom and MaxSessions above are copies of theirs).
+	Groups    []string
+	RoleNames []string
+	Roles     []string
+	Limits    AccessLimits
 }
 
 // Folder is one [[account.folder]]: a virtual path of the account's tree
@@ -122,6 +139,17 @@ type Folder struct {
 	Dir        string          // storage directory: absolute and clean
 	Rights     datapath.Rights // what the account may do in it
 	RightNames []string        // the rights as written in the file
+	// Role names the role whose rights the folder takes when it has no
+	// rights of its own; Inherit is set (before resolution only) when
+	// the rights are still to be taken from a role.
+	Role    string
+	Inherit bool
+	// QuotaBytes and QuotaFiles cap the folder (0: none); enforced by
+	// the accounting layer.
+	QuotaBytes, QuotaFiles int64
+	// Source is "" for the account's own folder, "group NAME" for one
+	// it has from a group.
+	Source string
 }
 
 // DefaultUID and DefaultGID are the ids of an account (and of the

@@ -153,12 +153,18 @@ disabled = true
 			MaxSessions: 4, Disabled: true,
 			Folders: []Folder{
 				{Path: "/", Dir: "/srv/ftp/bob", Rights: datapath.RightsAll, RightNames: []string{"all"}},
-				{Path: "/pub/in", Dir: "/srv/incoming", Rights: datapath.RightWrite | datapath.RightMkdir, RightNames: []string{"write", "mkdir"}},
+				{Path: "/pub/in", Dir: "/srv/incoming", Rights: datapath.RightsWriting | datapath.RightMkdir, RightNames: []string{"write", "mkdir"}},
 			},
+			Limits: AccessLimits{MaxSessions: 4, AllowFrom: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("198.51.100.7/32")}},
 		}},
 		Source: "test.toml",
 	}
 	c.index, c.fileMode = nil, 0
+	if len(c.Roles) != len(BuiltinRoles()) {
+		t.Errorf("roles: %v, want the built-in ones", c.Roles)
+	}
+	want.Roles = c.Roles
+	want.Hooks = defaultHooks("/var/lib/sluice")
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", *c, want)
 	}
@@ -274,7 +280,7 @@ func TestParseInvalid(t *testing.T) {
 		{"folder dir missing", folder("path = \"/\"\nrights = [\"read\"]\n"), "account[0].folder[0].dir", "missing"},
 		{"folder rights missing", folder("path = \"/\"\ndir = \"d\"\n"), "account[0].folder[0].rights", "missing"},
 		{"folder rights empty", folder("path = \"/\"\ndir = \"d\"\nrights = []\n"), "account[0].folder[0].rights", "is empty"},
-		{"folder right unknown", folder("path = \"/\"\ndir = \"d\"\nrights = [\"list\", \"wrte\"]\n"), "account[0].folder[0].rights", `unknown right "wrte" (want list, read, write, delete, rename, mkdir, all)`},
+		{"folder right unknown", folder("path = \"/\"\ndir = \"d\"\nrights = [\"list\", \"wrte\"]\n"), "account[0].folder[0].rights", `unknown right "wrte" (want list, read, write, create, overwrite, append, delete, rename, mkdir, all)`},
 		{"folder right twice", folder("path = \"/\"\ndir = \"d\"\nrights = [\"read\", \"read\"]\n"), "account[0].folder[0].rights", "listed twice"},
 		{"folder duplicate", folder("path = \"/\"\ndir = \"d\"\nrights = [\"read\"]\n[[account.folder]]\npath = \"/\"\ndir = \"e\"\nrights = [\"read\"]\n"), "account[0].folder[1].path", "duplicates account[0].folder[0].path"},
 	}

@@ -33,6 +33,8 @@ type AccountSpec struct {
 	MaxSessions int
 	Disabled    bool
 	Folders     []FolderSpec
+	Groups      []string // [[group]] names; written when not empty
+	Roles       []string // role names; written when not empty
 }
 
 // FolderSpec is one folder of an AccountSpec.
@@ -440,6 +442,12 @@ func (a AccountSpec) tomlBlock(nl string) (string, error) {
 	}
 	if a.Disabled {
 		line("disabled = true")
+	}
+	if len(a.Groups) > 0 {
+		line("groups = %s", tomlStrings(a.Groups))
+	}
+	if len(a.Roles) > 0 {
+		line("roles = %s", tomlStrings(a.Roles))
 	}
 	for _, f := range a.Folders {
 		for _, s := range append([]string{f.Path, f.Dir}, f.Rights...) {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -77,12 +78,28 @@ func TestExampleHasEveryKey(t *testing.T) {
 		t.Fatalf("problems: %v", p.ps.list)
 	}
 	lookup := map[string]map[string]any{"": raw}
-	for _, k := range []string{"server", "log", "ftp", "limits"} {
+	for _, k := range []string{"server", "log", "ftp", "limits", "hooks"} {
 		lookup[k], _ = raw[k].(map[string]any)
 	}
 	acct := rawAccounts(raw)[0]
 	lookup["account[0]"] = acct
 	lookup["account[0].folder[0]"] = rawAccounts(map[string]any{"account": acct["folder"]})[0]
+	// The keys of a command hook and of a webhook, together.
+	if hs := rawTables(raw, "hook"); len(hs) > 0 {
+		all := map[string]any{}
+		for _, h := range hs {
+			maps.Copy(all, h)
+		}
+		lookup["hook[0]"] = all
+	}
+	for _, k := range []string{"role", "group"} {
+		if l := rawAccounts(map[string]any{"account": raw[k]}); len(l) > 0 {
+			lookup[k+"[0]"] = l[0]
+			if f := rawAccounts(map[string]any{"account": l[0]["folder"]}); len(f) > 0 {
+				lookup[k+"[0].folder[0]"] = f[0]
+			}
+		}
+	}
 	for path, keys := range p.ps.known {
 		m, ok := lookup[path]
 		if !ok {
@@ -99,7 +116,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		paths = append(paths, path)
 	}
 	slices.Sort(paths)
-	if want := []string{"", "account[0]", "account[0].folder[0]", "account[0].folder[1]", "ftp", "limits", "log", "metrics", "server"}; !slices.Equal(paths, want) {
+	if want := []string{"", "account[0]", "account[0].folder[0]", "account[0].folder[1]", "ftp", "group[0]", "group[0].folder[0]", "hook[0]", "hook[1]", "hooks", "limits", "log", "metrics", "role[0]", "server"}; !slices.Equal(paths, want) {
 		t.Errorf("tables walked = %q, want %q", paths, want)
 	}
 }

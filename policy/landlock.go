@@ -95,29 +95,40 @@ func FSAccessNames(v uint64) []string {
 // LandlockRights maps a folder's protocol rights to Landlock rights, so
 // that what the protocol refuses the kernel refuses too:
 //
-//	list   → read_dir
-//	read   → read_file
-//	write  → write_file, make_reg, truncate
-//	delete → remove_file, remove_dir
-//	mkdir  → make_dir
-//	rename → refer, remove_file, remove_dir, make_reg, make_dir
+//	list      → read_dir
+//	read      → read_file
+//	create    → write_file, make_reg, truncate, remove_file
+//	overwrite → write_file, make_reg, truncate, remove_file, read_file
+//	append    → write_file, make_reg, truncate, remove_file, read_file
+//	delete    → remove_file, remove_dir
+//	mkdir     → make_dir
+//	rename    → refer, remove_file, remove_dir, make_reg, make_dir
 //
-// Rename needs the remove and make rights because the kernel models a
-// rename as removing a name here and making one there; Landlock has no
-// rename-only right. So an account with rename (but not write) can, in
-// the kernel's eyes, create empty files: the protocol does not let it, a
-// compromised worker could. Nothing grants execute, make_sym, devices,
-// fifos, sockets or device ioctls.
+// Uploads write a hidden partial and rename it into place, so every
+// writing right needs make_reg, truncate (of the partial) and remove_file
+// (the kernel counts renaming the partial away as removing its name). Overwrite
+// and append need read_file because a resume or an append copies or
+// re-hashes bytes already on disk (datapath.RightsReadingFiles); create
+// alone (a dropbox) uploads without reading anything back, so its layer
+// has neither read_file nor read_dir. Landlock cannot tell a partial
+// from a final file: that create-only never replaces an existing file is
+// enforced by the worker (O_EXCL, RENAME_NOREPLACE), not by the kernel
+// policy. Rename needs the remove and make rights because the kernel
+// models a rename as removing a name here and making one there; Landlock
+// has no rename-only right. So an account with rename (but not write)
+// can, in the kernel's eyes, create empty files: the protocol does not
+// let it, a compromised worker could. Nothing grants execute, make_sym,
+// devices, fifos, sockets or device ioctls.
 func LandlockRights(r datapath.Rights) uint64 {
 	var v uint64
 	if r.Has(datapath.RightList) {
 		v |= llReadDir
 	}
-	if r.Has(datapath.RightRead) {
+	if r.Any(datapath.RightsReadingFiles) {
 		v |= llReadFile
 	}
-	if r.Has(datapath.RightWrite) {
-		v |= llWriteFile | llMakeReg | llTruncate
+	if r.Any(datapath.RightsWriting) {
+		v |= llWriteFile | llMakeReg | llTruncate | llRemoveFile
 	}
 	if r.Has(datapath.RightDelete) {
 		v |= llRemoveFile | llRemoveDir
@@ -224,7 +235,7 @@ func LandlockLayer2(a *Account) LandlockLayer {
 // AccountWrites reports whether an account may change files anywhere (the
 // post-login seccomp filter grants the file-changing syscalls then).
 func AccountWrites(a *Account) bool {
-	const w = datapath.RightWrite | datapath.RightDelete | datapath.RightRename | datapath.RightMkdir
+	const w = datapath.RightsWriting | datapath.RightDelete | datapath.RightRename | datapath.RightMkdir
 	return a.rights()&w != 0
 }
 

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,15 +163,42 @@ func (p *cfgParser) config(raw map[string]any) *Config {
 		p.metrics(t, &c.Metrics)
 		t.finish()
 	}
+	roles := p.roles(root)
+	groupIdx, groups := p.groups(root, roles)
+	c.Hooks = defaultHooks(c.Server.StateDir)
+	if t := root.sub("hooks"); t != nil {
+		p.hooksTable(t, &c.Hooks)
+		t.finish()
+	}
+	for _, t := range root.subArray("hook") {
+		if h, ok := p.hook(t, groupIdx); ok {
+			c.HookList = append(c.HookList, h)
+		}
+		t.finish()
+	}
+	if len(c.HookList) > maxHooks {
+		p.ps.add("hook", "%d hooks; at most %d", len(c.HookList), maxHooks)
+	}
 	accts := root.subArray("account")
 	c.Accounts = make([]Account, 0, len(accts))
+	levels := make([]AccountLevel, 0, len(accts))
 	for _, t := range accts {
-		c.Accounts = append(c.Accounts, p.account(t))
+		a, lvl := p.account(t, roles, groupIdx)
+		c.Accounts = append(c.Accounts, a)
+		levels = append(levels, lvl)
 		t.finish()
 	}
 	root.finish()
 	p.crossChecks(&c, accts)
 	p.metricsCrossCheck(&c)
+	p.resolveAccounts(&c, levels, accts, groupIdx, roles)
+	if len(groups) > 0 {
+		c.Groups = groups
+	}
+	for _, r := range roles {
+		c.Roles = append(c.Roles, *r)
+	}
+	slices.SortFunc(c.Roles, func(a, b Role) int { return strings.Compare(a.Name, b.Name) })
 
 	c.index = make(map[string]int, len(c.Accounts))
 	for i, a := range c.Accounts {
@@ -432,8 +460,9 @@ func (p *cfgParser) limits(t *tomlTable, l *Limits) {
 	t.duration("fail_delay", &l.FailDelay, 0, time.Minute)
 }
 
-func (p *cfgParser) account(t *tomlTable) Account {
+func (p *cfgParser) account(t *tomlTable, roles map[string]*Role, groups map[string]*Group) (Account, AccountLevel) {
 	a := Account{UID: DefaultUID, GID: DefaultGID}
+	var lvl AccountLevel
 	if t.str("name", &a.Name) {
 		switch {
 		case !accountNameRE.MatchString(a.Name):
@@ -472,10 +501,32 @@ func (p *cfgParser) account(t *tomlTable) Account {
 	}
 	t.intIn("max_sessions", &a.MaxSessions, 0, maxSessionsBound)
 	t.boolean("disabled", &a.Disabled)
+	// Roles, groups and the limits beyond allow_from/max_sessions
+	// (policy/roles.go resolves them after all tables are read).
+	p.roleNames(t, "roles", &lvl.Roles, roles)
+	var gnames []string
+	if t.strList("groups", &gnames) {
+		for i, g := range gnames {
+			switch {
+			case groups[g] == nil:
+				t.ps.add(fmt.Sprintf("%s[%d]", t.key("groups"), i), "unknown group %q (define it with [[group]] or `sluice group add`)", g)
+			case slices.Contains(lvl.Groups, g):
+				t.ps.add(fmt.Sprintf("%s[%d]", t.key("groups"), i), "%q is listed twice", g)
+			default:
+				lvl.Groups = append(lvl.Groups, g)
+			}
+		}
+	}
+	a.Groups = lvl.Groups
+	a.RoleNames = lvl.Roles
+	p.accessLimits(t, &lvl.Limits, false)
+	lvl.Limits.AllowFrom = a.AllowFrom
+	lvl.Limits.MaxSessions = a.MaxSessions
+	canInherit := len(lvl.Roles) > 0 || len(gnames) > 0
 
 	folders := t.subArray("folder")
-	if _, present := t.m["folder"]; !present {
-		t.ps.add(t.key("folder"), "missing: an account needs at least one [[account.folder]]")
+	if _, present := t.m["folder"]; !present && len(gnames) == 0 {
+		t.ps.add(t.key("folder"), "missing: an account needs at least one [[account.folder]] (or a group that has folders)")
 	}
 	if len(folders) > maxFoldersPerAcct {
 		t.ps.add(t.key("folder"), "%d folders; at most %d per account", len(folders), maxFoldersPerAcct)
@@ -483,8 +534,12 @@ func (p *cfgParser) account(t *tomlTable) Account {
 	}
 	seen := map[string]int{}
 	for i, ft := range folders {
-		f, ok := p.folder(ft)
+		f, ok := p.folder(ft, canInherit)
 		ft.finish()
+		if ok && f.Role != "" && roles[f.Role] == nil {
+			ft.ps.add(ft.key("role"), "unknown role %q", f.Role)
+			ok = false
+		}
 		if !ok {
 			continue
 		}
@@ -495,7 +550,8 @@ func (p *cfgParser) account(t *tomlTable) Account {
 		seen[f.Path] = i
 		a.Folders = append(a.Folders, f)
 	}
-	return a
+	lvl.Folders = a.Folders
+	return a, lvl
 }
 
 // parseAllow parses one allow_from entry: a CIDR prefix, or a bare address
@@ -527,9 +583,15 @@ func parseAllow(s string) (netip.Prefix, error) {
 	return pr, nil
 }
 
-func (p *cfgParser) folder(t *tomlTable) (Folder, bool) {
+// folder reads one [[account.folder]] or [[group.folder]]. Without
+// rights it takes its role's, or (canInherit) its account's or group's
+// roles' (f.Inherit, resolved by Resolve).
+func (p *cfgParser) folder(t *tomlTable, canInherit bool) (Folder, bool) {
 	var f Folder
 	ok := true
+	t.str("role", &f.Role)
+	t.integer("quota_bytes", &f.QuotaBytes, 0, maxRateOrQuota)
+	t.integer("quota_files", &f.QuotaFiles, 0, maxRateOrQuota)
 	if t.str("path", &f.Path) {
 		switch {
 		case !strings.HasPrefix(f.Path, "/"):
@@ -560,11 +622,11 @@ func (p *cfgParser) folder(t *tomlTable) (Folder, bool) {
 	var names []string
 	if t.strList("rights", &names) {
 		if len(names) == 0 {
-			t.ps.add(t.key("rights"), `is empty: list at least one of list, read, write, delete, rename, mkdir, all`)
+			t.ps.add(t.key("rights"), `is empty: list at least one of %s`, datapath.RightWords)
 			ok = false
 		}
 		if len(names) > maxRightNames {
-			t.ps.add(t.key("rights"), "%d rights listed; there are only 7 words", len(names))
+			t.ps.add(t.key("rights"), "%d rights listed; there are only 11 words", len(names))
 			ok = false
 			names = nil
 		}
@@ -572,7 +634,7 @@ func (p *cfgParser) folder(t *tomlTable) (Folder, bool) {
 		for _, n := range names {
 			r, known := datapath.RightByName(n)
 			if !known {
-				t.ps.add(t.key("rights"), "unknown right %q (want list, read, write, delete, rename, mkdir, all)", n)
+				t.ps.add(t.key("rights"), "unknown right %q (want %s)", n, datapath.RightWords)
 				ok = false
 				continue
 			}
@@ -586,10 +648,16 @@ func (p *cfgParser) folder(t *tomlTable) (Folder, bool) {
 		}
 		f.RightNames = names
 	} else {
-		if _, present := t.m["rights"]; !present {
-			t.ps.add(t.key("rights"), `missing: e.g. ["list", "read"]`)
+		_, present := t.m["rights"]
+		switch {
+		case present:
+			ok = false
+		case f.Role != "" || canInherit:
+			f.Inherit = true
+		default:
+			t.ps.add(t.key("rights"), `missing: e.g. ["list", "read"] (or role = "reader")`)
+			ok = false
 		}
-		ok = false
 	}
 	return f, ok
 }

@@ -42,6 +42,34 @@ type PhaseReport struct {
 	NotAllowed   []string        `json:"not_allowed_any_more,omitempty"`
 	Rlimits      []string        `json:"rlimits"`
 	Limits       []string        `json:"session_limits"`
+	// Access is the account's resolved roles, groups and role limits
+	// (post-login phases only).
+	Access *AccessReport `json:"access,omitempty"`
+}
+
+// AccessReport is what policy.Resolve made of an account.
+type AccessReport struct {
+	Roles   []string `json:"roles"`
+	Groups  []string `json:"groups"`
+	Folders []string `json:"folders"`
+	Limits  []string `json:"role_limits"`
+}
+
+func accessReport(a *Account) *AccessReport {
+	r := &AccessReport{Roles: a.Roles, Groups: a.Groups, Limits: a.Limits.Describe()}
+	for _, f := range a.Folders {
+		from := "account"
+		switch {
+		case f.Source != "" && f.Role != "":
+			from = f.Source + ", role " + f.Role
+		case f.Source != "":
+			from = f.Source
+		case f.Role != "":
+			from = "role " + f.Role
+		}
+		r.Folders = append(r.Folders, fmt.Sprintf("%s → %s: %s (from %s)", f.Path, f.Dir, f.Rights, from))
+	}
+	return r
 }
 
 // LayerReport is one Landlock layer.
@@ -107,6 +135,7 @@ func Report(cfg *Config, names []string) PolicyReport {
 			folders = append(folders, fmt.Sprintf("%s → %s (%s)", f.Path, f.Dir, f.Rights))
 		}
 		ph := PhaseReport{
+			Access:       accessReport(a),
 			Title:        "post-login: account " + a.Name,
 			Phase:        "post-login",
 			Account:      a.Name,

@@ -232,6 +232,7 @@ func writeRules() []SyscallRule {
 	return []SyscallRule{
 		sc("openat", unix.SYS_OPENAT, GroupFSWrite, "opens for writing (Landlock limits where)"),
 		sc("pwrite64", unix.SYS_PWRITE64, GroupFSWrite, "uploads"),
+		sc("tee", unix.SYS_TEE, GroupFSWrite, "hash uploads in memory where the folder grants no read right (dropbox): the file is never read back"),
 		sc("ftruncate", unix.SYS_FTRUNCATE, GroupFSWrite, "STOR over an existing file"),
 		sc("fallocate", unix.SYS_FALLOCATE, GroupFSWrite, "ALLO"),
 		sc("fsync", unix.SYS_FSYNC, GroupFSWrite, "durable uploads"),

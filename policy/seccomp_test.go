@@ -183,8 +183,12 @@ func TestLandlockRights(t *testing.T) {
 	if all&(llExecute|llMakeSym|llMakeChar|llMakeBlock|llMakeFifo|llMakeSock|llIoctlDev) != 0 {
 		t.Errorf("all rights grant too much: %v", FSAccessNames(all))
 	}
-	if w := LandlockRights(datapath.RightWrite); w != llWriteFile|llMakeReg|llTruncate {
-		t.Errorf("write: %v", FSAccessNames(w))
+	// create only (dropbox): neither read_file nor read_dir.
+	if w := LandlockRights(datapath.RightWrite); w != llWriteFile|llMakeReg|llTruncate|llRemoveFile {
+		t.Errorf("create: %v", FSAccessNames(w))
+	}
+	if w := LandlockRights(datapath.RightAppend); w&llReadFile == 0 || w&llReadDir != 0 {
+		t.Errorf("append: %v", FSAccessNames(w))
 	}
 }
 

@@ -294,10 +294,14 @@ type accountBlock struct {
 // findAccountBlocks lists the [[account]] blocks of a scanned document in
 // order. A block runs from its header to the next header that is not an
 // account sub-table ([[account.folder]], [account.x]).
-func findAccountBlocks(lines []tomlLine) []accountBlock {
+func findAccountBlocks(lines []tomlLine) []accountBlock { return findBlocks(lines, "account") }
+
+// findBlocks finds the [[table]] blocks (with their sub-tables) of an
+// array of tables: "account", "group".
+func findBlocks(lines []tomlLine, table string) []accountBlock {
 	var out []accountBlock
 	for h := 0; h < len(lines); h++ {
-		if lines[h].kind != tlHeader || !lines[h].arrayTable || !keyIs(lines[h].key, "account") {
+		if lines[h].kind != tlHeader || !lines[h].arrayTable || !keyIs(lines[h].key, table) {
 			continue
 		}
 		next := len(lines)
@@ -306,7 +310,7 @@ func findAccountBlocks(lines []tomlLine) []accountBlock {
 			if lines[n].kind != tlHeader {
 				continue
 			}
-			if len(lines[n].key) > 1 && lines[n].key[0] == "account" {
+			if len(lines[n].key) > 1 && lines[n].key[0] == table {
 				if mainEnd < 0 {
 					mainEnd = n
 				}

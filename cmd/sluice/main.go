@@ -16,7 +16,9 @@ const usage = `sluice — a hardened, high-throughput FTP server
 
 Usage:
   sluice serve [--config FILE] [--check]   run the server (embedded demo default without --config)
-  sluice user add NAME --config FILE [--dir DIR] [--path /] [--rights LIST] [--uid N] [--gid N] [--allow-from CIDRS] [--password-stdin]
+  sluice user add NAME --config FILE [--dir DIR] [--path /] [--rights LIST] [--uid N] [--gid N] [--allow-from CIDRS] [--groups LIST] [--roles LIST] [--password-stdin]
+  sluice group add NAME --config FILE [--roles LIST] [--allow-from CIDRS] [--folder /vpath=DIR[:rights|@role]]...
+  sluice group del|list [NAME] --config FILE
   sluice user passwd NAME --config FILE [--password-stdin]
   sluice user del NAME --config FILE
   sluice user list --config FILE
@@ -50,6 +52,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdWorker()
 	case "user":
 		return cmdUser(args[1:], stdin, stdout, stderr)
+	case "group":
+		return cmdGroup(args[1:], stdout, stderr)
 	case "policy":
 		return cmdPolicy(args[1:], stdout, stderr)
 	case "bench":

@@ -84,6 +84,16 @@ func policyShow(cfg *policy.Config, account string, asJSON bool, stdout, stderr 
 		w.f("  capabilities:  %s\n", ph.Capabilities)
 		w.f("  no_new_privs:  yes, every thread;  dumpable: no\n")
 		w.f("  descriptors:   %s\n", ph.Descriptors)
+		if a := ph.Access; a != nil {
+			w.f("  roles:         %s\n", orNone(a.Roles))
+			w.f("  member of:     %s\n", orNone(a.Groups))
+			for _, f := range a.Folders {
+				w.f("  folder:        %s\n", f)
+			}
+			if len(a.Limits) > 0 {
+				w.f("  role limits:   %s\n", strings.Join(a.Limits, "; "))
+			}
+		}
 		for _, l := range ph.Landlock {
 			w.f("  Landlock %s (handles: files=%s; net=%s; scoped=%s)\n", l.Name, strings.Join(l.HandledFS, ","), orNone(l.HandledNet), orNone(l.Scoped))
 			if len(l.Paths) == 0 {

@@ -26,17 +26,19 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file to edit (required)")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	var dir, vpath, rights, allow *string
+	var dir, vpath, rights, allow, groups, roles *string
 	var uid, gid *uint
 	var maxSess *int
 	if sub == "add" {
 		dir = fs.String("dir", "", "storage directory of the account's folder (required)")
 		vpath = fs.String("path", "/", "virtual path of that folder")
-		rights = fs.String("rights", "all", "comma-separated rights: list,read,write,delete,rename,mkdir or all")
+		rights = fs.String("rights", "all", "comma-separated rights: list,read,write (= create,overwrite,append),delete,rename,mkdir or all")
 		allow = fs.String("allow-from", "", "comma-separated CIDR networks the account may log in from (default: any)")
 		uid = fs.Uint("uid", policy.DefaultUID, "system uid of the account's sessions (when run as root)")
 		gid = fs.Uint("gid", policy.DefaultGID, "system gid of the account's sessions")
 		maxSess = fs.Int("max-sessions", 0, "maximum concurrent sessions (0: the server default)")
+		groups = fs.String("groups", "", "comma-separated groups the account belongs to (then --dir is optional)")
+		roles = fs.String("roles", "", "comma-separated roles of the account")
 	}
 	// Accept the name before or after the flags.
 	var name string
@@ -104,13 +106,16 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "password of %s changed in %s; send SIGHUP to a running server to apply\n", name, *cfgPath)
 			return 0
 		}
-		if *dir == "" {
-			fmt.Fprintln(stderr, "sluice user add: --dir DIR is required (the account's storage directory)")
+		if *dir == "" && *groups == "" {
+			fmt.Fprintln(stderr, "sluice user add: --dir DIR is required (the account's storage directory), unless --groups gives it folders")
 			return 2
 		}
 		spec := policy.AccountSpec{
 			Name: name, Password: phc, UID: uint32(*uid), GID: uint32(*gid), MaxSessions: *maxSess,
-			Folders: []policy.FolderSpec{{Path: *vpath, Dir: *dir, Rights: splitList(*rights)}},
+			Groups: splitList(*groups), Roles: splitList(*roles),
+		}
+		if *dir != "" {
+			spec.Folders = []policy.FolderSpec{{Path: *vpath, Dir: *dir, Rights: splitList(*rights)}}
 		}
 		spec.AllowFrom = splitList(*allow)
 		if err := policy.AddAccount(*cfgPath, spec); err != nil {

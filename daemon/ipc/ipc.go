@@ -40,14 +40,16 @@ const MaxFDs = 64
 type Type uint16
 
 const (
-	TReady       Type = 1 // worker → supervisor: initialised, waiting for a connection
-	TStart       Type = 2 // supervisor → worker: a client connection (1 fd)
-	TAuthRequest Type = 3 // worker → supervisor: USER/PASS to check
-	TAuthReply   Type = 4 // supervisor → worker: verdict; on success one dir fd per folder
-	TEvent       Type = 5 // worker → supervisor: audit event (post-login)
-	TClose       Type = 6 // worker → supervisor: session summary, last message
-	TShutdown    Type = 7 // supervisor → worker: finish and leave
-	TConfine     Type = 8 // supervisor → worker: sandbox spec (+ Landlock layer-1 ruleset fd); first message
+	TReady       Type = 1  // worker → supervisor: initialised, waiting for a connection
+	TStart       Type = 2  // supervisor → worker: a client connection (1 fd)
+	TAuthRequest Type = 3  // worker → supervisor: USER/PASS to check
+	TAuthReply   Type = 4  // supervisor → worker: verdict; on success one dir fd per folder
+	TEvent       Type = 5  // worker → supervisor: audit event (post-login)
+	TClose       Type = 6  // worker → supervisor: session summary, last message
+	TShutdown    Type = 7  // supervisor → worker: finish and leave
+	TConfine     Type = 8  // supervisor → worker: sandbox spec (+ Landlock layer-1 ruleset fd); first message
+	THookCheck   Type = 9  // worker → supervisor: may this operation go ahead? (pre-upload/pre-download hooks)
+	THookVerdict Type = 10 // supervisor → worker: the answer to HookCheck
 )
 
 func (t Type) String() string {
@@ -68,6 +70,10 @@ func (t Type) String() string {
 		return "shutdown"
 	case TConfine:
 		return "confine"
+	case THookCheck:
+		return "hook-check"
+	case THookVerdict:
+		return "hook-verdict"
 	}
 	return fmt.Sprintf("type-%d", uint16(t))
 }
@@ -134,6 +140,22 @@ type AuthReply struct {
 	// descriptor after the folders' is the account's layer-2 ruleset.
 	Sandbox  *policy.ConfineSpec `json:"sandbox,omitempty"`
 	Landlock bool                `json:"landlock,omitempty"`
+	// Gates lists the operations ("pre-upload", "pre-download") that
+	// pre-hooks guard for this account: the worker asks HookCheck
+	// before each one, and only before those.
+	Gates []string `json:"gates,omitempty"`
+}
+
+// HookCheck asks whether an operation a pre-hook guards may go ahead. At
+// most one is outstanding per worker.
+type HookCheck struct {
+	Op   string `json:"op"` // "pre-upload", "pre-download"
+	Path string `json:"path"`
+}
+
+// HookVerdict answers HookCheck.
+type HookVerdict struct {
+	OK bool `json:"ok"`
 }
 
 // Event carries one audit event from a logged-in session.
@@ -157,6 +179,8 @@ func (Start) Type() Type       { return TStart }
 func (AuthRequest) Type() Type { return TAuthRequest }
 func (AuthReply) Type() Type   { return TAuthReply }
 func (Event) Type() Type       { return TEvent }
+func (HookCheck) Type() Type   { return THookCheck }
+func (HookVerdict) Type() Type { return THookVerdict }
 func (Close) Type() Type       { return TClose }
 func (Shutdown) Type() Type    { return TShutdown }
 func (Confine) Type() Type     { return TConfine }
@@ -210,6 +234,10 @@ func Decode(pkt []byte) (Message, error) {
 		m = &Shutdown{}
 	case TConfine:
 		m = &Confine{}
+	case THookCheck:
+		m = &HookCheck{}
+	case THookVerdict:
+		m = &HookVerdict{}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint16(t))
 	}
@@ -236,6 +264,10 @@ func Decode(pkt []byte) (Message, error) {
 	case *Close:
 		return *v, nil
 	case *Shutdown:
+		return *v, nil
+	case *HookCheck:
+		return *v, nil
+	case *HookVerdict:
 		return *v, nil
 	case *Confine:
 		return *v, nil
