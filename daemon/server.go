@@ -163,6 +163,8 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 		// sluice status will not work, but serving files does.
 		log.Error().Err(err).Msg("no admin socket")
 	}
+	s.hooks.replay()
+	defer s.hooks.close(2 * time.Second)
 	go s.keepPool(ctx)
 	for a, l := range s.listeners {
 		s.acceptWG.Add(1)
@@ -374,17 +376,21 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 	w.sess = sessionInfo{ID: id, Remote: remote, Listener: listener}
 	w.opened = time.Now()
 	w.mu.Unlock()
+	// Logged before the hand-off, so that it precedes every line of the
+	// session (the worker may log in before this goroutine runs again).
+	s.logs.Audit.Info().Str("event", "session.open").Str("session", id).Str("remote", remote).
+		Str("listener", listener).Int("pid", w.pid()).Send()
 	if err := w.ipc.Send(start, f); err != nil {
 		w.mu.Lock()
 		w.sess = sessionInfo{}
 		w.mu.Unlock()
 		w.kill("handoff failed: " + err.Error())
+		s.logs.Audit.Info().Str("event", "session.close").Str("session", id).Str("remote", remote).
+			Str("reason", "hand-off to the worker failed").Send()
 		return
 	}
 	admitted = false // released by reaped() from now on
 	s.metrics.sessionOpened("ftp")
-	s.logs.Audit.Info().Str("event", "session.open").Str("session", id).Str("remote", remote).
-		Str("listener", listener).Int("pid", w.pid()).Send()
 	w.mu.Lock()
 	missing := w.missing
 	w.mu.Unlock()

@@ -56,19 +56,29 @@ func hashReply(k *ctrl, algo, name string) string {
 	return f[3]
 }
 
-// workerPids lists the pids of the server's session workers from the
-// audit log's session.open events.
+// workerPids lists the pids of the server's logged-in session workers,
+// in login order, from the audit log (session.open gives the pid,
+// login.ok says the session logged in: the harness's start-up probe
+// connection never does).
 func workerPids(s *server) []int {
+	opened := map[string]int{}
 	var pids []int
 	for _, line := range strings.Split(s.log.String(), "\n") {
-		if !strings.Contains(line, "session.open") {
+		var ev struct {
+			Event   string `json:"event"`
+			Session string `json:"session"`
+			Pid     int    `json:"pid"`
+		}
+		if json.Unmarshal([]byte(line), &ev) != nil {
 			continue
 		}
-		var ev struct {
-			Pid int `json:"pid"`
-		}
-		if json.Unmarshal([]byte(line), &ev) == nil && ev.Pid > 0 {
-			pids = append(pids, ev.Pid)
+		switch ev.Event {
+		case "session.open":
+			opened[ev.Session] = ev.Pid
+		case "login.ok":
+			if pid := opened[ev.Session]; pid > 0 {
+				pids = append(pids, pid)
+			}
 		}
 	}
 	return pids
