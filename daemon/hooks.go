@@ -115,6 +115,8 @@ type hookRunner struct {
 	stop  bool
 	wg    sync.WaitGroup
 	queue string
+	// ran, if set, counts each run for the metrics endpoint.
+	ran func(action string, ok bool)
 }
 
 func newHookRunner(cfg func() *policy.Config, root bool, logs *Logs) *hookRunner {
@@ -291,6 +293,9 @@ func (h *hookRunner) run(ctx context.Context, cfg *policy.Config, hk *policy.Hoo
 		e = e.Str("error", err.Error())
 	}
 	e.Send()
+	if h.ran != nil {
+		h.ran(action, err == nil)
+	}
 	return err
 }
 

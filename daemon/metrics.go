@@ -32,6 +32,7 @@ type metrics struct {
 	logins          map[string]uint64 // result
 	workerKills     map[string]uint64 // reason class
 	workerCrashes   uint64
+	hookRuns        map[[2]string]uint64 // action, result
 	bytes           map[[2]string]uint64 // account, direction
 	transfers       map[[3]string]uint64 // account, direction, result
 	accounts        map[string]bool      // accounts with their own label
@@ -71,6 +72,7 @@ func newMetrics(maxAccounts int) *metrics {
 		sessionsRefused: map[string]uint64{},
 		logins:          map[string]uint64{},
 		workerKills:     map[string]uint64{},
+		hookRuns:        map[[2]string]uint64{},
 		bytes:           map[[2]string]uint64{},
 		transfers:       map[[3]string]uint64{},
 		accounts:        map[string]bool{},
@@ -106,6 +108,16 @@ func (m *metrics) workerKilled(reason string) {
 func (m *metrics) workerCrashed() {
 	m.mu.Lock()
 	m.workerCrashes++
+	m.mu.Unlock()
+}
+
+func (m *metrics) hookRan(action string, ok bool) {
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	m.mu.Lock()
+	m.hookRuns[[2]string{action, result}]++
 	m.mu.Unlock()
 }
 
@@ -203,6 +215,15 @@ func (m *metrics) write(w io.Writer, g gauges) {
 	}
 	p.family("sluice_worker_crashes_total", "counter", "Workers that died with a session and without saying goodbye.")
 	p.sample("sluice_worker_crashes_total", "", float64(m.workerCrashes))
+	p.family("sluice_hook_runs_total", "counter", "Hook runs (exec or webhook), by result; retries count again.")
+	hk := make([][2]string, 0, len(m.hookRuns))
+	for k := range m.hookRuns {
+		hk = append(hk, k)
+	}
+	sort.Slice(hk, func(i, j int) bool { return hk[i][0]+"\x00"+hk[i][1] < hk[j][0]+"\x00"+hk[j][1] })
+	for _, k := range hk {
+		p.sample("sluice_hook_runs_total", labels("action", k[0], "result", k[1]), float64(m.hookRuns[k]))
+	}
 }
 
 // expo writes exposition lines.

@@ -105,6 +105,7 @@ func New(cfg *policy.Config, o Options) (*Server, error) {
 	s.cfg.Store(cfg)
 	s.idle = make(chan *worker, 64)
 	s.hooks = newHookRunner(s.config, s.root, logs)
+	s.hooks.ran = s.metrics.hookRan
 	return s, nil
 }
 
