@@ -90,6 +90,7 @@ install: build
 	install -D -m 0644 dist/sluice.service.out $(DESTDIR)$(UNITDIR)/sluice.service
 	rm -f dist/sluice.service.out
 	install -D -m 0644 dist/sluice.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/sluice.conf
+	install -D -m 0644 dist/sluice.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/sluice.conf
 	install -D -m 0600 dist/sluice.toml $(DESTDIR)$(SYSCONFDIR)/sluice/sluice.toml
 	install -D -m 0644 sluice.example.toml $(DESTDIR)$(PREFIX)/share/doc/sluice/sluice.example.toml
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/sluice/README.md

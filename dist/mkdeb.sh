@@ -34,6 +34,12 @@ set -e
 if [ "$1" = configure ]; then
 	# The config holds password hashes: root only.
 	chmod 600 /etc/sluice/sluice.toml
+	# The user pre-login workers run as (worker_user = "sluice").
+	if command -v systemd-sysusers >/dev/null 2>&1; then
+		systemd-sysusers sluice.conf
+	elif ! getent passwd sluice >/dev/null; then
+		adduser --system --group --no-create-home --home /nonexistent sluice
+	fi
 	if command -v systemd-tmpfiles >/dev/null 2>&1; then
 		systemd-tmpfiles --create sluice.conf || true
 	fi

@@ -58,6 +58,9 @@ type ServerConfig struct {
 	// WorkerUID and WorkerGID are the ids pre-login workers run as when
 	// the server is started as root.
 	WorkerUID, WorkerGID uint32
+	// WorkerUser is the name worker_uid/worker_gid were looked up from
+	// (worker_user), or "".
+	WorkerUser string
 	WorkerPool           int           // idle pre-spawned workers, 0..64
 	ShutdownGrace        time.Duration // how long transfers may run on after SIGTERM
 	// RequireSandbox: refuse to start when the worker sandbox (Landlock,

@@ -258,8 +258,18 @@ func (p *cfgParser) server(t *tomlTable, s *ServerConfig) {
 	if p.pathValue(t, "state_dir", &dir) {
 		s.StateDir = dir
 	}
-	t.id("worker_uid", &s.WorkerUID)
-	t.id("worker_gid", &s.WorkerGID)
+	hasUID := t.id("worker_uid", &s.WorkerUID)
+	hasGID := t.id("worker_gid", &s.WorkerGID)
+	var user string
+	if t.str("worker_user", &user) && user != "" {
+		if hasUID || hasGID {
+			t.ps.add(t.key("worker_user"), "give either worker_user or worker_uid/worker_gid, not both")
+		} else if uid, gid, err := lookupUser(user); err != nil {
+			t.ps.add(t.key("worker_user"), "%v", err)
+		} else {
+			s.WorkerUID, s.WorkerGID, s.WorkerUser = uid, gid, user
+		}
+	}
 	t.intIn("worker_pool", &s.WorkerPool, 0, maxWorkerPool)
 	t.duration("shutdown_grace", &s.ShutdownGrace, 0, durDay)
 	t.boolean("require_sandbox", &s.RequireSandbox)

@@ -38,7 +38,7 @@ func TestDebianPackage(t *testing.T) {
 	}
 	for _, want := range []string{"./usr/bin/sluice", "./usr/lib/systemd/system/sluice.service",
 		"./usr/lib/tmpfiles.d/sluice.conf", "./etc/sluice/sluice.toml", "./usr/share/doc/sluice/sluice.example.toml",
-		"./usr/share/man/man8/sluice.8.gz", "./usr/share/man/man5/sluice.toml.5.gz"} {
+		"./usr/share/man/man8/sluice.8.gz", "./usr/share/man/man5/sluice.toml.5.gz", "./usr/lib/sysusers.d/sluice.conf"} {
 		if !strings.Contains(string(contents), want) {
 			t.Errorf("package lacks %s:\n%s", want, contents)
 		}
@@ -76,6 +76,9 @@ func TestDebianPackage(t *testing.T) {
 		`"/srv/sluice/demo"`, fmt.Sprintf("%q", storage),
 		`"/var/lib/sluice"`, fmt.Sprintf("%q", filepath.Join(root, "var/lib/sluice")),
 		`"/var/log/sluice/xferlog"`, fmt.Sprintf("%q", filepath.Join(root, "xferlog")),
+		// The package's postinst creates the user; this test does not
+		// install the package.
+		`worker_user = "sluice"`, `worker_user = "nobody"`,
 	).Replace(string(cfg))
 	cfgPath := filepath.Join(root, "etc/sluice/sluice.toml")
 	os.WriteFile(cfgPath, []byte(text), 0o600)
