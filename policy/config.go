@@ -60,9 +60,9 @@ type ServerConfig struct {
 	WorkerUID, WorkerGID uint32
 	// WorkerUser is the name worker_uid/worker_gid were looked up from
 	// (worker_user), or "".
-	WorkerUser string
-	WorkerPool           int           // idle pre-spawned workers, 0..64
-	ShutdownGrace        time.Duration // how long transfers may run on after SIGTERM
+	WorkerUser    string
+	WorkerPool    int           // idle pre-spawned workers, 0..64
+	ShutdownGrace time.Duration // how long transfers may run on after SIGTERM
 	// RequireSandbox: refuse to start when the worker sandbox (Landlock,
 	// seccomp) cannot be applied on this kernel. False downgrades
 	// explicitly: the sandbox is applied as far as possible and every
