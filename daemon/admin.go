@@ -63,6 +63,19 @@ type SessionStatus struct {
 	BytesOut  int64     `json:"bytes_out"`
 	Transfers int       `json:"transfers"`
 	LastPath  string    `json:"last_path,omitempty"`
+	Current   *Transfer `json:"current,omitempty"`
+}
+
+// Transfer is the transfer a session is running, as of its last progress
+// report (about once a second).
+type Transfer struct {
+	Command   string  `json:"command"`
+	Path      string  `json:"path"`
+	Direction string  `json:"direction"`
+	Bytes     int64   `json:"bytes"`
+	Size      int64   `json:"size,omitempty"` // downloads: bytes to send
+	Seconds   float64 `json:"seconds"`
+	Rate      float64 `json:"rate_bps"`
 }
 
 // AccountStatus sums the live sessions of one account.
@@ -227,6 +240,13 @@ func (s *Server) status() AdminResponse {
 			ID: w.sess.ID, Account: w.sess.Account, Remote: w.sess.Remote, Protocol: "ftp",
 			Phase: w.phase.String(), PID: w.pid(), Since: w.opened,
 			BytesIn: w.bytesIn, BytesOut: w.bytesOut, Transfers: w.transfers, LastPath: w.lastPath,
+		}
+		if c := w.current; c != nil {
+			st.Current = &Transfer{Command: c.Command, Path: c.Path, Direction: c.Dir, Bytes: c.Bytes,
+				Size: c.Size, Seconds: c.Duration.Seconds()}
+			if c.Duration > 0 {
+				st.Current.Rate = float64(c.Bytes) / c.Duration.Seconds()
+			}
 		}
 		w.mu.Unlock()
 		r.Sessions = append(r.Sessions, st)

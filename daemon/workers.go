@@ -83,6 +83,7 @@ type worker struct {
 	bytesIn, bytesOut int64
 	transfers         int
 	lastPath          string
+	current           *ftp.Event // the transfer in flight, from progress reports
 
 	mu       sync.Mutex
 	phase    phase
@@ -271,8 +272,20 @@ func (s *Server) serveWorker(w *worker) {
 				return
 			}
 		case ipc.Event:
+			if m.Kind == "progress" {
+				// The running transfer, for sluice status only: not an
+				// audit event.
+				w.mu.Lock()
+				ev := m.Event
+				w.current = &ev
+				w.mu.Unlock()
+				continue
+			}
 			w.mu.Lock()
 			si := w.sess
+			if m.Kind == "transfer" {
+				w.current = nil
+			}
 			w.mu.Unlock()
 			s.logs.event(si, m.Event)
 			if m.Kind == "transfer" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,6 +59,9 @@ type Options struct {
 	// deadline the caller set, and clears it on return. When zero, the
 	// caller's deadlines are honoured as they are.
 	StallTimeout time.Duration
+	// Progress, if set, is advanced by the bytes of every chunk as it is
+	// moved (sluice status shows it); it does not change the chunk size.
+	Progress *atomic.Int64
 
 	// hash, if set, follows the bytes Receive writes (Upload sets it).
 	hash *inline
@@ -81,6 +85,15 @@ func (o *Options) chunk() int {
 }
 
 func (o *Options) pace(n int) error {
+	if o.Progress != nil && n > 0 {
+		o.Progress.Add(int64(n))
+	}
+	return o.paceOnly(n)
+}
+
+// paceOnly waits for the pacer without counting progress (for a mover
+// that counts as it goes).
+func (o *Options) paceOnly(n int) error {
 	if o.Pacer == nil || n <= 0 {
 		return nil
 	}
@@ -160,6 +173,12 @@ func sendfileSend(dst *net.TCPConn, src *os.File, offset int64, o *Options) (res
 					m, e := unix.Sendfile(int(fd), int(sfd), &off, chunk-n)
 					if m > 0 {
 						n += m
+						if o.Progress != nil {
+							// Per call, not per chunk: a
+							// stalled peer leaves a chunk
+							// half sent for long.
+							o.Progress.Add(int64(m))
+						}
 						if o.StallTimeout > 0 {
 							// Progress: push the stall
 							// deadline (takes no lock
@@ -202,7 +221,7 @@ func sendfileSend(dst *net.TCPConn, src *os.File, offset int64, o *Options) (res
 				err = fmt.Errorf("send: %w", os.NewSyscallError("sendfile", serr))
 				return
 			}
-			if err = o.pace(n); err != nil || eof {
+			if err = o.paceOnly(n); err != nil || eof {
 				return
 			}
 		}

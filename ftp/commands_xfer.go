@@ -102,7 +102,7 @@ func (s *Session) cmdRETR(arg string) {
 	t := &transfer{verb: "RETR", path: p, name: p, dir: "out", file: f, size: fi.Size() - offset}
 	s.replyf(150, "Opening %s mode data connection for %s (%d bytes).", s.modeName(), arg, t.size)
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
-		return sendFile(c, f, offset, ascii, stall, pacer)
+		return sendFile(c, f, offset, ascii, stall, pacer, &t.moved)
 	})
 }
 
@@ -262,7 +262,7 @@ func (s *Session) receive(t *transfer) {
 	ascii, stall, pacer := s.ascii, s.dataTimeout(), s.pacer("in")
 	f := t.file
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
-		return receiveFile(f, c, ascii, stall, pacer)
+		return receiveFile(f, c, ascii, stall, pacer, &t.moved)
 	})
 }
 
@@ -290,7 +290,7 @@ func (s *Session) receiveInto(t *transfer) {
 	ascii, stall, pacer := s.ascii, s.dataTimeout(), s.pacer("in")
 	u := t.upload
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
-		return receiveUpload(u, c, ascii, stall, pacer)
+		return receiveUpload(u, c, ascii, stall, pacer, &t.moved)
 	})
 }
 

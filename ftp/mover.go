@@ -8,6 +8,7 @@ package ftp
 import (
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-ftp/sluice/datapath"
@@ -31,20 +32,20 @@ type moveResult = datapath.Result
 // the transfer when no progress is made for that long: the idle timer does
 // not run during transfers, so this is what frees a session from a client
 // that stops reading.
-func sendFile(dst net.Conn, src *os.File, offset int64, ascii bool, stall time.Duration, pacer datapath.Pacer) (moveResult, error) {
-	return datapath.SendWith(dst, src, offset, datapath.Options{ASCII: ascii, StallTimeout: stall, Pacer: pacer})
+func sendFile(dst net.Conn, src *os.File, offset int64, ascii bool, stall time.Duration, pacer datapath.Pacer, progress *atomic.Int64) (moveResult, error) {
+	return datapath.SendWith(dst, src, offset, datapath.Options{ASCII: ascii, StallTimeout: stall, Pacer: pacer, Progress: progress})
 }
 
 // receiveFile copies the data connection into dst, at dst's current offset,
 // until EOF (STOR/APPE/STOU); ascii converts CRLF to LF.
-func receiveFile(dst *os.File, src net.Conn, ascii bool, stall time.Duration, pacer datapath.Pacer) (moveResult, error) {
-	return datapath.ReceiveWith(dst, src, datapath.Options{ASCII: ascii, StallTimeout: stall, Pacer: pacer})
+func receiveFile(dst *os.File, src net.Conn, ascii bool, stall time.Duration, pacer datapath.Pacer, progress *atomic.Int64) (moveResult, error) {
+	return datapath.ReceiveWith(dst, src, datapath.Options{ASCII: ascii, StallTimeout: stall, Pacer: pacer, Progress: progress})
 }
 
 // receiveUpload is receiveFile for an atomic upload: the same movers,
 // with the inline XXH64 following the bytes into the partial file.
-func receiveUpload(u *datapath.Upload, src net.Conn, ascii bool, stall time.Duration, pacer datapath.Pacer) (moveResult, error) {
-	return u.Receive(src, datapath.Options{ASCII: ascii, StallTimeout: stall, Pacer: pacer})
+func receiveUpload(u *datapath.Upload, src net.Conn, ascii bool, stall time.Duration, pacer datapath.Pacer, progress *atomic.Int64) (moveResult, error) {
+	return u.Receive(src, datapath.Options{ASCII: ascii, StallTimeout: stall, Pacer: pacer, Progress: progress})
 }
 
 // pacer returns the account's pacer for one transfer, or nil.

@@ -170,6 +170,8 @@ func (s *Session) Serve(ctx context.Context) error {
 	lastActivity := time.Now()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	progressTick := time.NewTicker(time.Second)
+	defer progressTick.Stop()
 	shutdown := ctx.Done()
 
 	for {
@@ -203,9 +205,13 @@ func (s *Session) Serve(ctx context.Context) error {
 		}
 		var xferDone <-chan xferResult
 		var timeout <-chan time.Time
+		var progress <-chan time.Time
 		loginExpired := false
 		if s.xfer != nil {
 			xferDone = s.xfer.done
+			if s.xfer.dir != "" {
+				progress = progressTick.C
+			}
 		} else {
 			// The idle timer runs between commands only: a long transfer
 			// is activity (its own stalls are DataTimeout's business).
@@ -255,6 +261,13 @@ func (s *Session) Serve(ctx context.Context) error {
 				s.handleLine(l)
 			}
 			lastActivity = time.Now()
+
+		case <-progress:
+			// For the supervisor's view of running transfers (sluice
+			// status); it does not go to the audit log.
+			t := s.xfer
+			s.emit(Event{Kind: "progress", Command: t.verb, Path: t.path, Dir: t.dir,
+				Bytes: t.moved.Load(), Size: t.size, Duration: time.Since(t.start)})
 
 		case r := <-xferDone:
 			s.finishTransfer(r, false)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-ftp/sluice/datapath"
@@ -30,6 +31,10 @@ type transfer struct {
 	upload *datapath.Upload
 	digest string           // detail for the log: the committed XXH64 and how the digest resumed
 	final  *datapath.Record // the committed upload (size, XXH64), for hooks
+
+	// moved counts the bytes moved so far (datapath advances it per
+	// chunk), for progress reports and STAT.
+	moved atomic.Int64
 
 	done    chan xferResult
 	ln      net.Listener // passive listener, closed on abort
@@ -84,18 +89,13 @@ func (t *transfer) wasAborted() bool {
 	return t.aborted
 }
 
-// progress returns the bytes moved so far when they can be observed: for
-// uploads, by the growth of the file (fstat is cheap and safe while the
-// mover writes). The movers give no running count for downloads.
+// progress returns the bytes moved so far: the movers advance moved as
+// they go, in both directions.
 func (t *transfer) progress() (int64, bool) {
-	if t.dir != "in" || t.file == nil {
+	if t.dir == "" {
 		return 0, false
 	}
-	fi, err := t.file.Stat()
-	if err != nil {
-		return 0, false
-	}
-	return fi.Size() - t.base, true
+	return t.moved.Load(), true
 }
 
 // startTransfer takes the pending data setup and runs body on the data
@@ -254,7 +254,7 @@ func (s *Session) statTransfer() {
 	var line string
 	switch n, ok := t.progress(); {
 	case ok:
-		line = fmt.Sprintf("%s %s: %d bytes received so far, %s elapsed", t.verb, t.path, n, elapsed)
+		line = fmt.Sprintf("%s %s: %d bytes moved so far, %s elapsed", t.verb, t.path, n, elapsed)
 	case t.dir == "out":
 		line = fmt.Sprintf("%s %s: sending %d bytes, %s elapsed", t.verb, t.path, t.size, elapsed)
 	default:

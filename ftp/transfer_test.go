@@ -100,7 +100,7 @@ func TestAbortUploadAndStat(t *testing.T) {
 		return err == nil && fi.Size() == 1000
 	})
 	st := c.cmd("STAT", 213)
-	if !strings.Contains(st, "STOR /part.bin: 1000 bytes received so far") {
+	if !strings.Contains(st, "STOR /part.bin: 1000 bytes moved so far") {
 		t.Errorf("STAT during transfer: %q", st)
 	}
 	c.cmd("NOOP", 200)

@@ -110,6 +110,26 @@ func printStatus(w io.Writer, r daemon.AdminResponse) {
 			time.Since(s.Since).Round(time.Second), humanBytes(s.BytesIn), humanBytes(s.BytesOut), s.LastPath)
 	}
 	tw.Flush()
+	var running []daemon.SessionStatus
+	for _, s := range r.Sessions {
+		if s.Current != nil {
+			running = append(running, s)
+		}
+	}
+	if len(running) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SESSION\tTRANSFER\tDONE\tRATE\tFILE")
+		for _, s := range running {
+			c := s.Current
+			done := humanBytes(c.Bytes)
+			if c.Size > 0 {
+				done += fmt.Sprintf(" of %s (%.0f%%)", humanBytes(c.Size), 100*float64(c.Bytes)/float64(c.Size))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/s\t%s\n", s.ID, c.Command, done, humanBytes(int64(c.Rate)), c.Path)
+		}
+		tw.Flush()
+	}
 	if len(r.Accounts) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -48,6 +48,31 @@ func TestAdminCommands(t *testing.T) {
 		t.Errorf("human status:\n%s", human)
 	}
 
+	// A download in flight shows with its progress and rate.
+	os.WriteFile(filepath.Join(s.root, "slow.bin"), make([]byte, 8<<20), 0o644)
+	d := k.epsvDial()
+	k.cmd("RETR slow.bin", 150)
+	d.Read(make([]byte, 64<<10)) // then stop reading: the transfer stalls mid-way
+	var cur *daemon.Transfer
+	for deadline := time.Now().Add(10 * time.Second); cur == nil && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, _ := runTool(t, 30*time.Second, sluiceBin, "status", "--config", s.cfgPath, "--json")
+		var st daemon.AdminResponse
+		json.Unmarshal([]byte(out), &st)
+		for _, ss := range st.Sessions {
+			if ss.ID == id && ss.Current != nil {
+				cur = ss.Current
+			}
+		}
+	}
+	if cur == nil || cur.Command != "RETR" || cur.Path != "/slow.bin" || cur.Size != 8<<20 || cur.Bytes <= 0 || cur.Bytes > cur.Size || cur.Rate <= 0 {
+		t.Fatalf("transfer in flight in status: %+v", cur)
+	}
+	if human, _ := runTool(t, 30*time.Second, sluiceBin, "status", "--config", s.cfgPath); !strings.Contains(human, "of 8.0 MiB") {
+		t.Errorf("human status lacks the running transfer:\n%s", human)
+	}
+	d.Close()
+	k.expect(426)
+
 	if out, err := runTool(t, 30*time.Second, sluiceBin, "kick", id, "--config", s.cfgPath); err != nil || !strings.Contains(out, "kicked 1") {
 		t.Fatalf("kick: %v\n%s", err, out)
 	}
