@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +43,7 @@ type Server struct {
 	sessionSeq atomic.Uint64
 	sessionTag string
 	sandbox    sandboxState
+	tls        atomic.Pointer[tlsKeys] // nil when no listener offers FTPS
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -122,10 +124,12 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 		return err
 	}
 	defer s.closeSandbox()
+	if err := s.loadKeys(cfg); err != nil {
+		return err
+	}
 	var addrs []string
-	for _, ap := range cfg.FTP.Listen {
-		a := ap.String()
-		l, err := listen(a)
+	for _, a := range listenerNames(cfg) {
+		l, err := listen(listenerAddr(a))
 		if err != nil {
 			s.closeListeners()
 			return err
@@ -158,6 +162,47 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 			s.auth.gc()
 		}
 	}
+}
+
+// Listener names: an FTP listener is named by its address, an implicit
+// FTPS one by "ftps://" and its address.
+const implicitPrefix = "ftps://"
+
+func listenerNames(cfg *policy.Config) []string {
+	var names []string
+	for _, ap := range cfg.FTP.Listen {
+		names = append(names, ap.String())
+	}
+	for _, ap := range cfg.FTP.ImplicitListen {
+		names = append(names, implicitPrefix+ap.String())
+	}
+	return names
+}
+
+func listenerAddr(name string) string { return strings.TrimPrefix(name, implicitPrefix) }
+
+// loadKeys loads (or, the first time, generates) the FTPS certificate
+// when a listener offers FTPS, and logs its fingerprint.
+func (s *Server) loadKeys(cfg *policy.Config) error {
+	if !cfg.NeedsTLS() {
+		s.tls.Store(nil)
+		return nil
+	}
+	k, generated, err := loadTLSKeys(cfg)
+	if err != nil {
+		return err
+	}
+	s.tls.Store(k)
+	e := s.logs.Ops.Info()
+	if generated {
+		e = s.logs.Ops.Warn()
+	}
+	msg := "FTPS certificate loaded"
+	if generated {
+		msg = "generated a self-signed FTPS certificate (set tls.cert_file and tls.key_file for a real one)"
+	}
+	e.Str("cert", k.source).Str("sha256", k.fingerprint).Msg(msg)
+	return nil
 }
 
 // listen binds one FTP listener. MPTCP is off: Go 1.24+ listeners default
@@ -285,7 +330,19 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 		FTP:        ftpConfig(cfg),
 		SwitchUser: s.root,
 	}
+	keys := s.tls.Load()
+	if strings.HasPrefix(listener, implicitPrefix) {
+		start.FTP.Implicit = true
+		start.FTP.TLS = policy.TLSRequired
+	}
+	if keys != nil && (start.FTP.Implicit || start.FTP.TLS != policy.TLSOff) {
+		start.TLSChain = keys.chain
+	} else {
+		keys = nil
+		start.FTP.TLS = policy.TLSOff
+	}
 	w.mu.Lock()
+	w.tlsKeys = keys
 	w.phase = phasePreAuth
 	w.sess = sessionInfo{ID: id, Remote: remote, Listener: listener}
 	w.opened = time.Now()
@@ -357,6 +414,7 @@ func ftpConfig(cfg *policy.Config) ftp.Config {
 		DataTimeout:      cfg.Limits.DataTimeout,
 		MaxLoginAttempts: cfg.Limits.MaxLoginAttempts,
 		LogCommands:      cfg.Log.Commands,
+		TLS:              cfg.FTP.TLS,
 	}
 }
 
@@ -501,7 +559,14 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		return s.replyAuth(w, ipc.AuthReply{Code: res.code, Msg: res.msg, Banned: res.banned})
 	}
 	acct := res.account
-	reply := ipc.AuthReply{OK: true, Account: acct.Name, UID: acct.UID, GID: acct.GID, Home: "/"}
+	if acct.TLS == policy.TLSRequired && !m.TLS {
+		s.auth.release(acct.Name)
+		s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
+			Str("user", m.User).Str("reason", "account requires TLS").Send()
+		return s.replyAuth(w, ipc.AuthReply{Code: 530, Msg: "This account requires TLS: use AUTH TLS (or implicit FTPS) and log in again."})
+	}
+	reply := ipc.AuthReply{OK: true, Account: acct.Name, UID: acct.UID, GID: acct.GID, Home: "/",
+		RequireTLS: acct.TLS == policy.TLSRequired, TLSReuse: acct.TLSReuse}
 	var files []*os.File
 	defer func() {
 		for _, f := range files {
@@ -571,6 +636,9 @@ func (s *Server) reload() {
 	s.cfg.Store(cfg)
 	s.generation.Add(1)
 	s.auth.reload(cfg)
+	if err := s.loadKeys(cfg); err != nil {
+		s.logs.Ops.Error().Err(err).Msg("reload: FTPS certificate unusable; keeping the previous one")
+	}
 	if err := s.prepareFolders(cfg); err != nil {
 		s.logs.Ops.Error().Err(err).Msg("reload: storage")
 	}
@@ -594,8 +662,8 @@ func (s *Server) reload() {
 
 func (s *Server) updateListeners(old, cfg *policy.Config) {
 	want := map[string]bool{}
-	for _, ap := range cfg.FTP.Listen {
-		want[ap.String()] = true
+	for _, a := range listenerNames(cfg) {
+		want[a] = true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -610,7 +678,7 @@ func (s *Server) updateListeners(old, cfg *policy.Config) {
 		if _, ok := s.listeners[a]; ok {
 			continue
 		}
-		l, err := listen(a)
+		l, err := listen(listenerAddr(a))
 		if err != nil {
 			s.logs.Ops.Error().Err(err).Msg("reload: new listener")
 			continue

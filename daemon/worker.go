@@ -67,12 +67,22 @@ func RunWorker() int {
 		fmt.Fprintln(os.Stderr, "sluice worker: client connection:", err)
 		return 1
 	}
-	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1)}
+	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1), signReplies: make(chan ipc.SignReply, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.readSupervisor(cancel)
 
 	sess := ftp.NewSession(nc, start.FTP, w, w)
+	w.sess = sess
+	if len(start.TLSChain) > 0 {
+		tc, err := w.tlsConfig(start.TLSChain)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sluice worker:", err)
+			nc.Close()
+			return 1
+		}
+		sess.SetTLS(tc)
+	}
 	err = sess.Serve(ctx)
 	reason := "quit"
 	if err != nil {
@@ -156,6 +166,10 @@ type workerSession struct {
 	account  string
 	uid, gid uint32
 	tree     *datapath.Tree
+
+	sess        *ftp.Session
+	signMu      sync.Mutex
+	signReplies chan ipc.SignReply
 }
 
 // readSupervisor dispatches what the supervisor sends during the session:
@@ -174,6 +188,11 @@ func (w *workerSession) readSupervisor(cancel context.CancelFunc) {
 			w.replies <- authReply{r: m, files: files}
 		case ipc.Shutdown:
 			cancel()
+		case ipc.SignReply:
+			select {
+			case w.signReplies <- m:
+			default: // nobody asked: drop
+			}
 		default:
 			for _, f := range files {
 				f.Close()
@@ -184,7 +203,8 @@ func (w *workerSession) readSupervisor(cancel context.CancelFunc) {
 
 // Login implements ftp.Authenticator by asking the supervisor.
 func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Account, error) {
-	if err := w.ipc.Send(ipc.AuthRequest{User: user, Pass: pass}); err != nil {
+	secure := w.sess != nil && w.sess.Secure()
+	if err := w.ipc.Send(ipc.AuthRequest{User: user, Pass: pass, TLS: secure}); err != nil {
 		return nil, fmt.Errorf("ask supervisor: %w", err)
 	}
 	var ar authReply
@@ -249,7 +269,7 @@ func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Acco
 	}
 	w.tree = tree
 	w.loggedIn.Store(true)
-	return &ftp.Account{Name: r.Account, FS: tree, Home: r.Home}, nil
+	return &ftp.Account{Name: r.Account, FS: tree, Home: r.Home, RequireTLS: r.RequireTLS, TLSReuse: r.TLSReuse}, nil
 }
 
 // enterAccount is the login transition: become the account (uid/gid, no

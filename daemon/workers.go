@@ -48,6 +48,10 @@ var requestTable = []request{
 	{ipc.TAuthRequest, []phase{phasePreAuth, phasePostAuth}, 0}, // bounded by max_login_attempts below
 	{ipc.TEvent, []phase{phasePostAuth}, 0},
 	{ipc.TClose, []phase{phasePreAuth, phasePostAuth}, 1},
+	// Handshakes: the control connection's (AUTH TLS, implicit TLS)
+	// before login, data connections' after. Rate-limited per worker
+	// (signRate in keys.go), not counted here.
+	{ipc.TSign, []phase{phasePreAuth, phasePostAuth}, 0},
 }
 
 // allowed checks a request against the table.
@@ -87,6 +91,8 @@ type worker struct {
 	loggedIn string // account name while it holds a session slot
 	opened   time.Time
 	missing  []string // sandbox parts not enforced (Ready), require_sandbox = false only
+	tlsKeys  *tlsKeys // the FTPS key whose chain this worker was given
+	signs    signBucket
 }
 
 func (w *worker) pid() int { return w.cmd.Process.Pid }
@@ -254,6 +260,10 @@ func (s *Server) serveWorker(w *worker) {
 			close(w.ready)
 		case ipc.AuthRequest:
 			if !s.handleAuth(w, m) {
+				return
+			}
+		case ipc.Sign:
+			if !s.handleSign(w, m) {
 				return
 			}
 		case ipc.Event:

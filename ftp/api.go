@@ -71,6 +71,12 @@ type Account struct {
 	// is the hook for per-account bandwidth limits (the accounting
 	// layer); nil, or a nil result, means unpaced.
 	Pacer func(dir string) datapath.Pacer
+	// RequireTLS: data connections must use PROT P (the account's tls =
+	// "required"; the supervisor has already refused a login without TLS).
+	RequireTLS bool
+	// TLSReuse: a PROT P data connection must resume the control
+	// connection's TLS session (the account's tls_reuse, default true).
+	TLSReuse bool
 }
 
 // Authenticator checks a USER/PASS pair. In a worker it is the IPC client
@@ -143,6 +149,11 @@ type Config struct {
 	// from a file; answers from a recorded or cached digest are free.
 	// Zero means DefaultHashLimit; negative, no limit.
 	HashLimit int64
+	// TLS is the listener's explicit FTPS mode: TLSOff (or ""),
+	// TLSOptional, TLSRequired. Implicit: TLS from the first byte.
+	// Either needs Session.SetTLS.
+	TLS      string
+	Implicit bool
 }
 
 // DefaultHashLimit bounds HASH reads when Config.HashLimit is zero.

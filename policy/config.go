@@ -32,6 +32,7 @@ type Config struct {
 	Log      LogConfig
 	FTP      FTPConfig
 	Limits   Limits
+	TLS      TLSConfig
 	Accounts []Account
 	// Source is the file the configuration came from, or "embedded
 	// default".
@@ -78,6 +79,33 @@ type FTPConfig struct {
 	PassiveAddress netip.Addr
 	Active         bool // PORT/EPRT allowed
 	Passive        bool // PASV/EPSV allowed
+	// TLS is explicit FTPS (AUTH TLS) on the Listen addresses: "off",
+	// "optional" or "required".
+	TLS string
+	// ImplicitListen are implicit-FTPS listeners: TLS from the first
+	// byte, always required.
+	ImplicitListen []netip.AddrPort
+}
+
+// TLSConfig is the [tls] table: the certificate of FTPS. The key is read
+// by the supervisor only; workers get the chain and a signer over IPC.
+type TLSConfig struct {
+	// CertFile and KeyFile are PEM files (reloaded on SIGHUP). Both
+	// empty: a self-signed ECDSA P-256 certificate is generated under
+	// StateDir on first start.
+	CertFile, KeyFile string
+}
+
+// TLS modes (FTPConfig.TLS, Account.TLS).
+const (
+	TLSOff      = "off"
+	TLSOptional = "optional"
+	TLSRequired = "required"
+)
+
+// NeedsTLS reports whether any listener offers FTPS.
+func (c *Config) NeedsTLS() bool {
+	return c.FTP.TLS != TLSOff || len(c.FTP.ImplicitListen) > 0
 }
 
 // Limits is the [limits] table.
@@ -111,7 +139,14 @@ type Account struct {
 	// Limits.MaxSessionsPerAccount applies.
 	MaxSessions int
 	Disabled    bool
-	Folders     []Folder
+	// TLS is "optional" or "required": a required account cannot log in
+	// over plain FTP and its data connections must use PROT P.
+	TLS string
+	// TLSReuse: a PROT P data connection must resume the control
+	// connection's TLS session (vsftpd's require_ssl_reuse). false is
+	// for clients that cannot (Python ftplib, Java).
+	TLSReuse bool
+	Folders  []Folder
 }
 
 // Folder is one [[account.folder]]: a virtual path of the account's tree

@@ -141,7 +141,7 @@ disabled = true
 			Listen:         []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:21"), netip.MustParseAddrPort("[::]:21"), netip.MustParseAddrPort("[fe80::1%eth0]:2121")},
 			PassivePortMin: 40000, PassivePortMax: 40000,
 			PassiveAddress: netip.MustParseAddr("203.0.113.7"),
-			Active:         false, Passive: true,
+			Active:         false, Passive: true, TLS: "off",
 		},
 		Limits: Limits{MaxSessions: 10, MaxSessionsPerIP: 2, MaxSessionsPerAccount: 3, LoginTimeout: 10 * time.Second,
 			IdleTimeout: 90 * time.Minute, DataTimeout: 5 * time.Second, MaxLoginAttempts: 1, BanAfterFailures: 0,
@@ -149,7 +149,7 @@ disabled = true
 		Accounts: []Account{{
 			Name: "bob.smith-2_x", Password: demoHash0, UID: 1001, GID: 1002,
 			AllowFrom:   []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("198.51.100.7/32")},
-			MaxSessions: 4, Disabled: true,
+			MaxSessions: 4, Disabled: true, TLS: "optional", TLSReuse: true,
 			Folders: []Folder{
 				{Path: "/", Dir: "/srv/ftp/bob", Rights: datapath.RightsAll, RightNames: []string{"all"}},
 				{Path: "/pub/in", Dir: "/srv/incoming", Rights: datapath.RightWrite | datapath.RightMkdir, RightNames: []string{"write", "mkdir"}},

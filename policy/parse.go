@@ -46,6 +46,7 @@ func defaultConfig() Config {
 			PassivePortMax: 50100,
 			Active:         true,
 			Passive:        true,
+			TLS:            "off",
 		},
 		Limits: Limits{
 			MaxSessions:           500,
@@ -155,6 +156,10 @@ func (p *cfgParser) config(raw map[string]any) *Config {
 	}
 	if t := root.sub("limits"); t != nil {
 		p.limits(t, &c.Limits)
+		t.finish()
+	}
+	if t := root.sub("tls"); t != nil {
+		p.tls(t, &c.TLS)
 		t.finish()
 	}
 	accts := root.subArray("account")
@@ -327,6 +332,35 @@ func (p *cfgParser) ftp(t *tomlTable, f *FTPConfig) {
 			f.PassiveAddress = a
 		}
 	}
+	if t.str("tls", &f.TLS) && !isOneOf(f.TLS, "off", "optional", "required") {
+		t.ps.add(t.key("tls"), "unknown mode %q (want off, optional or required)", f.TLS)
+	}
+	var implicit []string
+	if t.strList("implicit_listen", &implicit) {
+		if len(implicit) > maxListeners {
+			t.ps.add(t.key("implicit_listen"), "%d addresses; at most %d", len(implicit), maxListeners)
+			implicit = nil
+		}
+		for i, s := range implicit {
+			k := fmt.Sprintf("%s[%d]", t.key("implicit_listen"), i)
+			ap, err := parseListen(s)
+			if err != nil {
+				t.ps.add(k, "%v", err)
+				continue
+			}
+			clash := false
+			for _, other := range append(append([]netip.AddrPort(nil), f.Listen...), f.ImplicitListen...) {
+				if ap == other || listenOverlaps(ap, other) {
+					t.ps.add(k, "%q clashes with %q (another FTP or FTPS listener)", s, other)
+					clash = true
+					break
+				}
+			}
+			if !clash {
+				f.ImplicitListen = append(f.ImplicitListen, ap)
+			}
+		}
+	}
 	t.boolean("active", &f.Active)
 	t.boolean("passive", &f.Passive)
 	if !f.Active && !f.Passive {
@@ -412,6 +446,18 @@ func parsePortRange(s string) (int, int, error) {
 	return lo, hi, nil
 }
 
+func (p *cfgParser) tls(t *tomlTable, c *TLSConfig) {
+	if t.str("cert_file", &c.CertFile) && c.CertFile != "" {
+		c.CertFile = p.resolve(c.CertFile)
+	}
+	if t.str("key_file", &c.KeyFile) && c.KeyFile != "" {
+		c.KeyFile = p.resolve(c.KeyFile)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		t.ps.add(t.key("key_file"), "cert_file and key_file go together: set both, or neither for a generated self-signed certificate")
+	}
+}
+
 func (p *cfgParser) limits(t *tomlTable, l *Limits) {
 	t.intIn("max_sessions", &l.MaxSessions, 1, maxSessionsBound)
 	t.intIn("max_sessions_per_ip", &l.MaxSessionsPerIP, 1, maxSessionsBound)
@@ -427,7 +473,7 @@ func (p *cfgParser) limits(t *tomlTable, l *Limits) {
 }
 
 func (p *cfgParser) account(t *tomlTable) Account {
-	a := Account{UID: DefaultUID, GID: DefaultGID}
+	a := Account{UID: DefaultUID, GID: DefaultGID, TLS: "optional", TLSReuse: true}
 	if t.str("name", &a.Name) {
 		switch {
 		case !accountNameRE.MatchString(a.Name):
@@ -466,6 +512,10 @@ func (p *cfgParser) account(t *tomlTable) Account {
 	}
 	t.intIn("max_sessions", &a.MaxSessions, 0, maxSessionsBound)
 	t.boolean("disabled", &a.Disabled)
+	if t.str("tls", &a.TLS) && !isOneOf(a.TLS, "optional", "required") {
+		t.ps.add(t.key("tls"), "unknown mode %q (want optional or required)", a.TLS)
+	}
+	t.boolean("tls_reuse", &a.TLSReuse)
 
 	folders := t.subArray("folder")
 	if _, present := t.m["folder"]; !present {
@@ -592,6 +642,9 @@ func (p *cfgParser) folder(t *tomlTable) (Folder, bool) {
 func (p *cfgParser) crossChecks(c *Config, accts []*tomlTable) {
 	seen := map[string]int{}
 	for i, a := range c.Accounts {
+		if a.TLS == "required" && !c.NeedsTLS() && i < len(accts) {
+			p.ps.add(accts[i].key("tls"), `is "required" but no listener offers FTPS: set ftp.tls or ftp.implicit_listen`)
+		}
 		if !accountNameRE.MatchString(a.Name) || i >= len(accts) {
 			continue // reported already
 		}

@@ -48,6 +48,8 @@ const (
 	TClose       Type = 6 // worker → supervisor: session summary, last message
 	TShutdown    Type = 7 // supervisor → worker: finish and leave
 	TConfine     Type = 8 // supervisor → worker: sandbox spec (+ Landlock layer-1 ruleset fd); first message
+	TSign        Type = 9 // worker → supervisor: sign a handshake digest with a key the worker never holds
+	TSignReply   Type = 10
 )
 
 func (t Type) String() string {
@@ -68,6 +70,10 @@ func (t Type) String() string {
 		return "shutdown"
 	case TConfine:
 		return "confine"
+	case TSign:
+		return "sign"
+	case TSignReply:
+		return "sign-reply"
 	}
 	return fmt.Sprintf("type-%d", uint16(t))
 }
@@ -102,12 +108,39 @@ type Start struct {
 	// SwitchUser is true when the supervisor runs as root: after login the
 	// worker must drop to the account's uid/gid. False in developer mode.
 	SwitchUser bool `json:"switch_user"`
+	// TLSChain is the FTPS certificate chain (DER, leaf first): public.
+	// The key stays with the supervisor (Sign). Empty when FTPS is off.
+	TLSChain [][]byte `json:"tls_chain,omitempty"`
 }
 
 // AuthRequest asks the supervisor to check a USER/PASS pair.
 type AuthRequest struct {
 	User string `json:"user"`
 	Pass string `json:"pass"`
+	// TLS: the control connection is protected (accounts with tls =
+	// "required" are refused without it).
+	TLS bool `json:"tls,omitempty"`
+}
+
+// Key names for Sign.
+const KeyTLS = "tls"
+
+// Sign asks the supervisor to sign a digest during a handshake with the
+// key named Key. Hash is the crypto.Hash of the digest (0 for Ed25519,
+// which signs the message itself); PSSSalt, when non-zero, asks for RSA-PSS
+// with that salt length (-1: equal to the hash).
+type Sign struct {
+	Key     string `json:"key"`
+	Hash    uint   `json:"hash"`
+	PSSSalt int    `json:"pss_salt,omitempty"`
+	PSS     bool   `json:"pss,omitempty"`
+	Digest  []byte `json:"digest"`
+}
+
+// SignReply carries the signature, or why there is none.
+type SignReply struct {
+	Sig []byte `json:"sig,omitempty"`
+	Err string `json:"err,omitempty"`
 }
 
 // Folder is one grant of an AuthReply; its directory fd is the descriptor
@@ -134,6 +167,9 @@ type AuthReply struct {
 	// descriptor after the folders' is the account's layer-2 ruleset.
 	Sandbox  *policy.ConfineSpec `json:"sandbox,omitempty"`
 	Landlock bool                `json:"landlock,omitempty"`
+	// RequireTLS and TLSReuse are the account's FTPS settings.
+	RequireTLS bool `json:"require_tls,omitempty"`
+	TLSReuse   bool `json:"tls_reuse,omitempty"`
 }
 
 // Event carries one audit event from a logged-in session.
@@ -160,6 +196,8 @@ func (Event) Type() Type       { return TEvent }
 func (Close) Type() Type       { return TClose }
 func (Shutdown) Type() Type    { return TShutdown }
 func (Confine) Type() Type     { return TConfine }
+func (Sign) Type() Type        { return TSign }
+func (SignReply) Type() Type   { return TSignReply }
 
 // Errors a peer can provoke. A supervisor that sees any of them from a
 // worker kills that worker.
@@ -210,6 +248,10 @@ func Decode(pkt []byte) (Message, error) {
 		m = &Shutdown{}
 	case TConfine:
 		m = &Confine{}
+	case TSign:
+		m = &Sign{}
+	case TSignReply:
+		m = &SignReply{}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint16(t))
 	}
@@ -238,6 +280,10 @@ func Decode(pkt []byte) (Message, error) {
 	case *Shutdown:
 		return *v, nil
 	case *Confine:
+		return *v, nil
+	case *Sign:
+		return *v, nil
+	case *SignReply:
 		return *v, nil
 	}
 	return nil, ErrUnknownType
