@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"net/netip"
 	"sync"
 	"time"
@@ -129,6 +130,51 @@ func (b *authBroker) check(ip netip.Addr, user, pass string) authResult {
 		return b.fail(ip, cfg)
 	}
 
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	max := acct.MaxSessions
+	if max == 0 {
+		max = cfg.Limits.MaxSessionsPerAccount
+	}
+	if max > 0 && b.sessions[acct.Name] >= max {
+		return authResult{code: 421, msg: "Too many sessions for this account; try again later."}
+	}
+	b.sessions[acct.Name]++
+	delete(b.failures, ip)
+	return authResult{account: acct}
+}
+
+// checkKey is check for SSH public-key authentication: the worker's SSH
+// server verified the signature (or, with query, none was made yet); the
+// broker decides whether that key may log in to user. A refused key
+// counts as a failed login (toward the ban); query makes no session slot.
+func (b *authBroker) checkKey(ip netip.Addr, user string, key []byte, query bool) authResult {
+	if b.banned(ip) {
+		return authResult{code: 421, msg: "Too many failed logins from your address; try again later.", banned: true}
+	}
+	b.mu.Lock()
+	cfg := b.cfg
+	b.mu.Unlock()
+	acct := cfg.Account(user)
+	ok := false
+	if acct != nil && !acct.Disabled && acct.AllowedFrom(ip) {
+		for _, k := range acct.AuthorizedKeys {
+			if subtle.ConstantTimeCompare(k, key) == 1 {
+				ok = true
+			}
+		}
+	}
+	if !ok {
+		if query {
+			return b.fail(ip, cfg)
+		}
+		// A login with a key that the query accepted moments ago:
+		// only a reload can refuse it now. Not a guess.
+		return authResult{code: 530, msg: "Login incorrect."}
+	}
+	if query {
+		return authResult{account: acct}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	max := acct.MaxSessions

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/sluice-ftp/sluice/daemon/ipc"
 	"github.com/sluice-ftp/sluice/policy"
 )
@@ -138,6 +140,66 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	return f.Close()
 }
 
+// sshKeys is the SSH host key.
+type sshKeys struct {
+	key         crypto.Signer
+	public      []byte // wire form
+	fingerprint string
+	source      string
+}
+
+const sshHostKeyFile = "ssh_host_ed25519_key"
+
+// loadSSHKeys reads the configured host key, or the Ed25519 key under
+// state_dir, generating it on first use.
+func loadSSHKeys(cfg *policy.Config) (*sshKeys, bool, error) {
+	file := cfg.SFTP.HostKeyFile
+	generated := false
+	if file == "" {
+		dir := cfg.Server.StateDir
+		file = filepath.Join(dir, sshHostKeyFile)
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, false, fmt.Errorf("state_dir: %w", err)
+			}
+			_, priv, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return nil, false, err
+			}
+			blk, err := ssh.MarshalPrivateKey(priv, cfg.Server.Name+" SFTP host key")
+			if err != nil {
+				return nil, false, err
+			}
+			if err := writePEM(file, blk.Type, blk.Bytes, 0o600); err != nil {
+				return nil, false, err
+			}
+			generated = true
+		}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, false, fmt.Errorf("SSH host key: %w", err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(data)
+	if err != nil {
+		return nil, false, fmt.Errorf("SSH host key %s: %w", file, err)
+	}
+	var signer crypto.Signer
+	switch k := raw.(type) {
+	case *ed25519.PrivateKey:
+		signer = *k
+	case crypto.Signer:
+		signer = k
+	default:
+		return nil, false, fmt.Errorf("SSH host key %s: unsupported key type %T", file, raw)
+	}
+	pub, err := ssh.NewPublicKey(signer.Public())
+	if err != nil {
+		return nil, false, fmt.Errorf("SSH host key %s: %w", file, err)
+	}
+	return &sshKeys{key: signer, public: pub.Marshal(), fingerprint: ssh.FingerprintSHA256(pub), source: file}, generated, nil
+}
+
 // signBucket is a worker's signing allowance (token bucket).
 type signBucket struct {
 	tokens float64
@@ -200,7 +262,7 @@ func signWith(key crypto.Signer, m ipc.Sign) ([]byte, error) {
 // killed.
 func (s *Server) handleSign(w *worker, m ipc.Sign) bool {
 	w.mu.Lock()
-	keys := w.tlsKeys
+	keys, hostKey := w.tlsKeys, w.sshKey
 	ok := w.signs.take(time.Now())
 	w.mu.Unlock()
 	var key crypto.Signer
@@ -208,6 +270,10 @@ func (s *Server) handleSign(w *worker, m ipc.Sign) bool {
 	case ipc.KeyTLS:
 		if keys != nil {
 			key = keys.key
+		}
+	case ipc.KeySSH:
+		if hostKey != nil {
+			key = hostKey.key
 		}
 	}
 	if key == nil {
@@ -234,4 +300,14 @@ func (s *Server) handleSign(w *worker, m ipc.Sign) bool {
 		return false
 	}
 	return true
+}
+
+// keyFingerprint is the SHA256 fingerprint of an SSH public key's wire
+// form, as OpenSSH prints it ("SHA256:…"), for the audit log.
+func keyFingerprint(wire []byte) string {
+	pk, err := ssh.ParsePublicKey(wire)
+	if err != nil {
+		return "unparsable"
+	}
+	return ssh.FingerprintSHA256(pk)
 }

@@ -44,6 +44,7 @@ type Server struct {
 	sessionTag string
 	sandbox    sandboxState
 	tls        atomic.Pointer[tlsKeys] // nil when no listener offers FTPS
+	ssh        atomic.Pointer[sshKeys] // nil when there is no SFTP listener
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -166,7 +167,10 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 
 // Listener names: an FTP listener is named by its address, an implicit
 // FTPS one by "ftps://" and its address.
-const implicitPrefix = "ftps://"
+const (
+	implicitPrefix = "ftps://"
+	sftpPrefix     = "sftp://"
+)
 
 func listenerNames(cfg *policy.Config) []string {
 	var names []string
@@ -176,14 +180,33 @@ func listenerNames(cfg *policy.Config) []string {
 	for _, ap := range cfg.FTP.ImplicitListen {
 		names = append(names, implicitPrefix+ap.String())
 	}
+	for _, ap := range cfg.SFTP.Listen {
+		names = append(names, sftpPrefix+ap.String())
+	}
 	return names
 }
 
-func listenerAddr(name string) string { return strings.TrimPrefix(name, implicitPrefix) }
+func listenerAddr(name string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(name, implicitPrefix), sftpPrefix)
+}
 
 // loadKeys loads (or, the first time, generates) the FTPS certificate
 // when a listener offers FTPS, and logs its fingerprint.
 func (s *Server) loadKeys(cfg *policy.Config) error {
+	if len(cfg.SFTP.Listen) == 0 {
+		s.ssh.Store(nil)
+	} else {
+		k, generated, err := loadSSHKeys(cfg)
+		if err != nil {
+			return err
+		}
+		s.ssh.Store(k)
+		msg := "SSH host key loaded"
+		if generated {
+			msg = "generated an SSH host key (Ed25519)"
+		}
+		s.logs.Ops.Info().Str("key", k.source).Str("fingerprint", k.fingerprint).Msg(msg)
+	}
 	if !cfg.NeedsTLS() {
 		s.tls.Store(nil)
 		return nil
@@ -331,6 +354,14 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 		SwitchUser: s.root,
 	}
 	keys := s.tls.Load()
+	var hostKey *sshKeys
+	if strings.HasPrefix(listener, sftpPrefix) {
+		hostKey = s.ssh.Load()
+		start.Protocol = "sftp"
+		start.SSHHostKey = hostKey.public
+		start.FTP.TLS = policy.TLSOff // no FTPS chain for SSH sessions
+		keys = nil
+	}
 	if strings.HasPrefix(listener, implicitPrefix) {
 		start.FTP.Implicit = true
 		start.FTP.TLS = policy.TLSRequired
@@ -343,6 +374,7 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 	}
 	w.mu.Lock()
 	w.tlsKeys = keys
+	w.sshKey = hostKey
 	w.phase = phasePreAuth
 	w.sess = sessionInfo{ID: id, Remote: remote, Listener: listener}
 	w.opened = time.Now()
@@ -544,7 +576,30 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		w.loggedIn = ""
 		w.mu.Unlock()
 	}
-	res := s.auth.check(ip, m.User, m.Pass)
+	var res authResult
+	var keyFP string
+	switch m.Method {
+	case "", "password":
+		res = s.auth.check(ip, m.User, m.Pass)
+	case "publickey":
+		keyFP = keyFingerprint(m.PublicKey)
+		res = s.auth.checkKey(ip, m.User, m.PublicKey, m.Check)
+		if m.Check {
+			// The SSH query: may this key log in? No login, no slot.
+			ok := res.account != nil
+			if !ok {
+				s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
+					Str("user", m.User).Str("method", "publickey").Str("key_sha256", keyFP).Int("code", res.code).Bool("banned", res.banned).Send()
+				if res.banned && res.failed {
+					s.logs.Audit.Warn().Str("event", "ban").Str("remote", ip.String()).Float64("for_s", cfg.Limits.BanDuration.Seconds()).Send()
+				}
+			}
+			return s.replyAuth(w, ipc.AuthReply{OK: ok, Code: res.code, Msg: res.msg, Banned: res.banned})
+		}
+	default:
+		w.kill("unknown auth method")
+		return false
+	}
 	if res.account == nil {
 		if res.failed {
 			// Delay the failure before answering (but not the success):
@@ -605,8 +660,17 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 	w.phase = phasePostAuth
 	si = w.sess
 	w.mu.Unlock()
-	s.logs.Audit.Info().Str("event", "login.ok").Str("session", si.ID).Str("remote", si.Remote).
-		Str("account", acct.Name).Uint32("uid", acct.UID).Send()
+	ev := s.logs.Audit.Info().Str("event", "login.ok").Str("session", si.ID).Str("remote", si.Remote).
+		Str("account", acct.Name).Uint32("uid", acct.UID)
+	if m.Method == "publickey" {
+		ev = ev.Str("method", "publickey").Str("key_sha256", keyFP)
+	} else if m.Method == "password" {
+		ev = ev.Str("method", "password")
+	}
+	if m.TLS {
+		ev = ev.Bool("encrypted", true)
+	}
+	ev.Send()
 	return s.replyAuth(w, reply, files...)
 }
 

@@ -72,6 +72,19 @@ func RunWorker() int {
 	defer cancel()
 	go w.readSupervisor(cancel)
 
+	if start.Protocol == "sftp" {
+		sum, err := w.serveSSH(ctx, nc)
+		reason := "quit"
+		if err != nil {
+			reason = err.Error()
+		}
+		conn.Send(ipc.Close{Summary: sum, Reason: reason})
+		nc.Close()
+		if w.tree != nil {
+			w.tree.Close()
+		}
+		return 0
+	}
 	sess := ftp.NewSession(nc, start.FTP, w, w)
 	w.sess = sess
 	if len(start.TLSChain) > 0 {
@@ -168,6 +181,7 @@ type workerSession struct {
 	tree     *datapath.Tree
 
 	sess        *ftp.Session
+	sshAcct     *ftp.Account // the SFTP session's login
 	signMu      sync.Mutex
 	signReplies chan ipc.SignReply
 }
@@ -204,7 +218,12 @@ func (w *workerSession) readSupervisor(cancel context.CancelFunc) {
 // Login implements ftp.Authenticator by asking the supervisor.
 func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Account, error) {
 	secure := w.sess != nil && w.sess.Secure()
-	if err := w.ipc.Send(ipc.AuthRequest{User: user, Pass: pass, TLS: secure}); err != nil {
+	return w.login(ctx, ipc.AuthRequest{User: user, Pass: pass, TLS: secure})
+}
+
+// login sends an AuthRequest and, on success, becomes the account.
+func (w *workerSession) login(ctx context.Context, req ipc.AuthRequest) (*ftp.Account, error) {
+	if err := w.ipc.Send(req); err != nil {
 		return nil, fmt.Errorf("ask supervisor: %w", err)
 	}
 	var ar authReply

@@ -92,6 +92,7 @@ type worker struct {
 	opened   time.Time
 	missing  []string // sandbox parts not enforced (Ready), require_sandbox = false only
 	tlsKeys  *tlsKeys // the FTPS key whose chain this worker was given
+	sshKey   *sshKeys // the SSH host key, for an SFTP session
 	signs    signBucket
 }
 

@@ -33,6 +33,7 @@ type Config struct {
 	FTP      FTPConfig
 	Limits   Limits
 	TLS      TLSConfig
+	SFTP     SFTPConfig
 	Accounts []Account
 	// Source is the file the configuration came from, or "embedded
 	// default".
@@ -96,6 +97,16 @@ type TLSConfig struct {
 	CertFile, KeyFile string
 }
 
+// SFTPConfig is the [sftp] table: SSH listeners serving the SFTP
+// subsystem only.
+type SFTPConfig struct {
+	Listen []netip.AddrPort
+	// HostKeyFile is a PEM/OpenSSH private key file; "" means an Ed25519
+	// key generated under StateDir on first start. Read by the
+	// supervisor only.
+	HostKeyFile string
+}
+
 // TLS modes (FTPConfig.TLS, Account.TLS).
 const (
 	TLSOff      = "off"
@@ -146,7 +157,12 @@ type Account struct {
 	// connection's TLS session (vsftpd's require_ssl_reuse). false is
 	// for clients that cannot (Python ftplib, Java).
 	TLSReuse bool
-	Folders  []Folder
+	// AuthorizedKeys are the SSH public keys that may log in to the
+	// account over SFTP (the wire form of each), with the lines as
+	// written in the file.
+	AuthorizedKeys     [][]byte
+	AuthorizedKeyLines []string
+	Folders            []Folder
 }
 
 // Folder is one [[account.folder]]: a virtual path of the account's tree

@@ -178,7 +178,7 @@ func TestParseInvalid(t *testing.T) {
 	}{
 		{"syntax", "[ftp\n", "", "TOML syntax error: line 2"},
 		{"not utf8", "# \xff\n", "", "UTF-8"},
-		{"unknown top-level table", "[sftp]\nlisten = 1\n" + acct, "sftp", "unknown key"},
+		{"unknown top-level table", "[webdav]\nlisten = 1\n" + acct, "webdav", "unknown key"},
 		{"unknown top-level key", "lisen = 1\n" + acct, "lisen", "unknown key"},
 		{"unknown nested key", "[ftp]\nlisen = [\"127.0.0.1:21\"]\n" + acct, "ftp.lisen", `unknown key (did you mean "listen"?)`},
 		{"unknown account key", acctWith(`pasword = "x"`), "account[0].pasword", `did you mean "password"?`},

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sluice-ftp/sluice/datapath"
 )
@@ -72,6 +73,7 @@ const (
 	maxFoldersPerAcct = 64 // a login passes one directory fd per folder over SCM_RIGHTS (at most 253)
 	maxAllowFrom      = 1024
 	maxRightNames     = 16
+	maxAuthorizedKeys = 256
 	durDay            = 24 * time.Hour
 )
 
@@ -160,6 +162,10 @@ func (p *cfgParser) config(raw map[string]any) *Config {
 	}
 	if t := root.sub("tls"); t != nil {
 		p.tls(t, &c.TLS)
+		t.finish()
+	}
+	if t := root.sub("sftp"); t != nil {
+		p.sftp(t, &c.SFTP, &c.FTP)
 		t.finish()
 	}
 	accts := root.subArray("account")
@@ -458,6 +464,42 @@ func (p *cfgParser) tls(t *tomlTable, c *TLSConfig) {
 	}
 }
 
+func (p *cfgParser) sftp(t *tomlTable, c *SFTPConfig, f *FTPConfig) {
+	var listen []string
+	if t.strList("listen", &listen) {
+		if len(listen) > maxListeners {
+			t.ps.add(t.key("listen"), "%d addresses; at most %d", len(listen), maxListeners)
+			listen = nil
+		}
+		for i, s := range listen {
+			k := fmt.Sprintf("%s[%d]", t.key("listen"), i)
+			ap, err := parseListen(s)
+			if err != nil {
+				t.ps.add(k, "%v", err)
+				continue
+			}
+			clash := false
+			for _, other := range append(append(append([]netip.AddrPort(nil), f.Listen...), f.ImplicitListen...), c.Listen...) {
+				if ap == other || listenOverlaps(ap, other) {
+					t.ps.add(k, "%q clashes with %q (another listener)", s, other)
+					clash = true
+					break
+				}
+			}
+			if !clash {
+				c.Listen = append(c.Listen, ap)
+			}
+		}
+	}
+	if t.str("host_key_file", &c.HostKeyFile) && c.HostKeyFile != "" {
+		if strings.ContainsRune(c.HostKeyFile, 0) {
+			t.ps.add(t.key("host_key_file"), "must not contain NUL")
+		} else {
+			c.HostKeyFile = p.resolve(c.HostKeyFile)
+		}
+	}
+}
+
 func (p *cfgParser) limits(t *tomlTable, l *Limits) {
 	t.intIn("max_sessions", &l.MaxSessions, 1, maxSessionsBound)
 	t.intIn("max_sessions_per_ip", &l.MaxSessionsPerIP, 1, maxSessionsBound)
@@ -516,6 +558,25 @@ func (p *cfgParser) account(t *tomlTable) Account {
 		t.ps.add(t.key("tls"), "unknown mode %q (want optional or required)", a.TLS)
 	}
 	t.boolean("tls_reuse", &a.TLSReuse)
+	var keys []string
+	if t.strList("authorized_keys", &keys) {
+		if len(keys) > maxAuthorizedKeys {
+			t.ps.add(t.key("authorized_keys"), "%d keys; at most %d", len(keys), maxAuthorizedKeys)
+			keys = nil
+		}
+		for i, line := range keys {
+			pk, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(line))
+			switch {
+			case err != nil:
+				t.ps.add(fmt.Sprintf("%s[%d]", t.key("authorized_keys"), i), "not an authorized_keys line (\"ssh-ed25519 AAAA… comment\"): %v", err)
+			case len(strings.TrimSpace(string(rest))) > 0:
+				t.ps.add(fmt.Sprintf("%s[%d]", t.key("authorized_keys"), i), "one key per entry")
+			default:
+				a.AuthorizedKeys = append(a.AuthorizedKeys, pk.Marshal())
+				a.AuthorizedKeyLines = append(a.AuthorizedKeyLines, line)
+			}
+		}
+	}
 
 	folders := t.subArray("folder")
 	if _, present := t.m["folder"]; !present {

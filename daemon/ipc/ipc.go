@@ -111,19 +111,34 @@ type Start struct {
 	// TLSChain is the FTPS certificate chain (DER, leaf first): public.
 	// The key stays with the supervisor (Sign). Empty when FTPS is off.
 	TLSChain [][]byte `json:"tls_chain,omitempty"`
+	// Protocol is "ftp" (also for FTPS) or "sftp" ("" means ftp).
+	Protocol string `json:"protocol,omitempty"`
+	// SSHHostKey is the SSH host key's public key (wire form) for
+	// "sftp"; the private key stays with the supervisor (Sign).
+	SSHHostKey []byte `json:"ssh_host_key,omitempty"`
 }
 
 // AuthRequest asks the supervisor to check a USER/PASS pair.
 type AuthRequest struct {
 	User string `json:"user"`
 	Pass string `json:"pass"`
-	// TLS: the control connection is protected (accounts with tls =
-	// "required" are refused without it).
+	// TLS: the connection is encrypted: FTPS control connection, or SSH
+	// (accounts with tls = "required" are refused without it).
 	TLS bool `json:"tls,omitempty"`
+	// Method is "" or "password" (Pass), or "publickey" (PublicKey, the
+	// key's SSH wire form; its signature was verified by the worker's
+	// SSH server). With Check, only ask whether the key may log in
+	// (the SSH "query"): no login, no descriptors.
+	Method    string `json:"method,omitempty"`
+	PublicKey []byte `json:"public_key,omitempty"`
+	Check     bool   `json:"check,omitempty"`
 }
 
 // Key names for Sign.
-const KeyTLS = "tls"
+const (
+	KeyTLS = "tls"
+	KeySSH = "ssh"
+)
 
 // Sign asks the supervisor to sign a digest during a handshake with the
 // key named Key. Hash is the crypto.Hash of the digest (0 for Ed25519,
