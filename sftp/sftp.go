@@ -47,6 +47,9 @@ type Server struct {
 	Events ftp.EventSink
 	// Detail is added to every event (the SSH key's fingerprint).
 	Detail string
+	// Pacer, if set, paces one file's transfer ("in" or "out"): the
+	// account's bandwidth share, as ftp.Account.Pacer.
+	Pacer func(dir string) datapath.Pacer
 
 	mu      sync.Mutex
 	sum     ftp.Summary
@@ -123,7 +126,14 @@ func (s *Server) Fileread(r *pkgsftp.Request) (io.ReaderAt, error) {
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return &reader{s: s, f: f, path: p, start: time.Now()}, nil
+	return &reader{s: s, f: f, path: p, start: time.Now(), pacer: s.pacer("out")}, nil
+}
+
+func (s *Server) pacer(dir string) datapath.Pacer {
+	if s.Pacer == nil {
+		return nil
+	}
+	return s.Pacer(dir)
 }
 
 type reader struct {
@@ -133,11 +143,17 @@ type reader struct {
 	start time.Time
 	n     atomic.Int64
 	err   error
+	pacer datapath.Pacer
 }
 
 func (r *reader) ReadAt(b []byte, off int64) (int, error) {
 	n, err := r.f.ReadAt(b, off)
 	r.n.Add(int64(n))
+	if r.pacer != nil && n > 0 {
+		if perr := r.pacer.Wait(n); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	return n, err
 }
 
@@ -187,7 +203,7 @@ func (s *Server) Filewrite(r *pkgsftp.Request) (io.WriterAt, error) {
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	w := &writer{s: s, u: u, f: u.File(), path: p, start: time.Now(), base: u.Offset()}
+	w := &writer{s: s, u: u, f: u.File(), path: p, start: time.Now(), base: u.Offset(), pacer: s.pacer("in")}
 	s.mu.Lock()
 	if s.uploads == nil {
 		s.uploads = map[string]*writer{}
@@ -211,11 +227,17 @@ type writer struct {
 	// the file once it is in place.
 	mode  *fs.FileMode
 	mtime *time.Time
+	pacer datapath.Pacer
 }
 
 func (w *writer) WriteAt(b []byte, off int64) (int, error) {
 	n, err := w.f.WriteAt(b, off)
 	w.n.Add(int64(n))
+	if w.pacer != nil && n > 0 {
+		if perr := w.pacer.Wait(n); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	return n, err
 }
 
