@@ -26,13 +26,18 @@ import (
 
 // ftpsOpts is a server with explicit FTPS (mode) and an implicit listener,
 // and a second account, "py", that does not require session reuse.
-func startFTPS(t testing.TB, mode string) (*server, int, string) {
+func startFTPS(t testing.TB, mode string, pool ...string) (*server, int, string) {
 	t.Helper()
 	implicit := freePort(t)
 	pyDir := filepath.Join(t.TempDir(), "py")
 	makeStorage(t, pyDir)
+	var extraServer string
+	if len(pool) > 0 && pool[0] != "" {
+		extraServer = "worker_pool = " + pool[0]
+	}
 	s := startServer(t, serverOpts{
-		extraFTP: fmt.Sprintf("tls = %q\nimplicit_listen = [\"127.0.0.1:%d\"]", mode, implicit),
+		extraServer: extraServer,
+		extraFTP:    fmt.Sprintf("tls = %q\nimplicit_listen = [\"127.0.0.1:%d\"]", mode, implicit),
 		extraAccounts: fmt.Sprintf(`
 [[account]]
 name = "py"
