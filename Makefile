@@ -17,8 +17,11 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sluice
 
-# Starts the server on the embedded default: 127.0.0.1:2121 and [::1]:2121,
-# account demo/demo (loopback only), files under ./var/ftp.
+# Starts the server on the embedded default: FTP with explicit FTPS on
+# 127.0.0.1:2121 and [::1]:2121, implicit FTPS on 127.0.0.1:2990, SFTP on
+# 127.0.0.1:2222 (self-signed certificate and host key generated under
+# ./var/lib on first start), account demo/demo (loopback only), files
+# under ./var/ftp.
 run: build
 	./$(BIN) serve
 

@@ -4,8 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,7 +96,7 @@ func (b *authBroker) banned(ip netip.Addr) bool {
 
 // check verifies a login from ip. It does not sleep: the caller applies the
 // failure delay, so the broker's lock is never held across it.
-func (b *authBroker) check(ip netip.Addr, user, pass string) authResult {
+func (b *authBroker) check(ip netip.Addr, user, pass, proto string) authResult {
 	if b.banned(ip) {
 		return authResult{code: 421, msg: "Too many failed logins from your address; try again later.", banned: true}
 	}
@@ -131,13 +134,65 @@ func (b *authBroker) check(ip netip.Addr, user, pass string) authResult {
 	}
 	// Role limits (policy.Resolve): the password was right, so saying
 	// why is no oracle.
-	if !acct.Limits.AllowsProtocol(policy.ProtoFTP) {
-		return authResult{code: 530, msg: "This account may not log in over plain FTP (its roles require TLS or another protocol)."}
+	if !acct.Limits.AllowsProtocol(proto) {
+		return authResult{code: 530, msg: fmt.Sprintf("This account may not log in over %s (its roles require TLS or another protocol).", strings.ToUpper(proto))}
 	}
 	if !acct.Limits.AllowsTime(b.now()) {
 		return authResult{code: 530, msg: "Logins to this account are not allowed at this time of day."}
 	}
 
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	max := acct.MaxSessions
+	if max == 0 {
+		max = cfg.Limits.MaxSessionsPerAccount
+	}
+	if max > 0 && b.sessions[acct.Name] >= max {
+		return authResult{code: 421, msg: "Too many sessions for this account; try again later."}
+	}
+	b.sessions[acct.Name]++
+	delete(b.failures, ip)
+	return authResult{account: acct}
+}
+
+// checkKey is check for SSH public-key authentication: the worker's SSH
+// server verified the signature (or, with query, none was made yet); the
+// broker decides whether that key may log in to user. A refused key
+// counts as a failed login (toward the ban); query makes no session slot.
+func (b *authBroker) checkKey(ip netip.Addr, user string, key []byte, query bool) authResult {
+	if b.banned(ip) {
+		return authResult{code: 421, msg: "Too many failed logins from your address; try again later.", banned: true}
+	}
+	b.mu.Lock()
+	cfg := b.cfg
+	b.mu.Unlock()
+	acct := cfg.Account(user)
+	ok := false
+	if acct != nil && !acct.Disabled && acct.AllowedFrom(ip) {
+		for _, k := range acct.AuthorizedKeys {
+			if subtle.ConstantTimeCompare(k, key) == 1 {
+				ok = true
+			}
+		}
+	}
+	if !ok {
+		if query {
+			return b.fail(ip, cfg)
+		}
+		// A login with a key that the query accepted moments ago:
+		// only a reload can refuse it now. Not a guess.
+		return authResult{code: 530, msg: "Login incorrect."}
+	}
+	// The same role limits as a password login (check).
+	if !acct.Limits.AllowsProtocol(policy.ProtoSFTP) {
+		return authResult{code: 530, msg: "This account may not log in over SFTP (its roles allow other protocols)."}
+	}
+	if !acct.Limits.AllowsTime(b.now()) {
+		return authResult{code: 530, msg: "Logins to this account are not allowed at this time of day."}
+	}
+	if query {
+		return authResult{account: acct}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	max := acct.MaxSessions

@@ -63,17 +63,17 @@ func TestAuthBroker(t *testing.T) {
 	b.now = func() time.Time { return now }
 
 	// Good login, counted against the account's limit of 2.
-	if r := b.check(ipA, "alice", "wonderland"); r.account == nil {
+	if r := b.check(ipA, "alice", "wonderland", policy.ProtoFTP); r.account == nil {
 		t.Fatalf("good login refused: %+v", r)
 	}
-	if r := b.check(ipA, "alice", "wonderland"); r.account == nil {
+	if r := b.check(ipA, "alice", "wonderland", policy.ProtoFTP); r.account == nil {
 		t.Fatalf("second session refused: %+v", r)
 	}
-	if r := b.check(ipA, "alice", "wonderland"); r.account != nil || r.code != 421 || !strings.Contains(r.msg, "Too many sessions") {
+	if r := b.check(ipA, "alice", "wonderland", policy.ProtoFTP); r.account != nil || r.code != 421 || !strings.Contains(r.msg, "Too many sessions") {
 		t.Fatalf("third session: %+v, want 421 too many sessions", r)
 	}
 	b.release("alice")
-	if r := b.check(ipA, "alice", "wonderland"); r.account == nil {
+	if r := b.check(ipA, "alice", "wonderland", policy.ProtoFTP); r.account == nil {
 		t.Fatalf("after a release, login refused: %+v", r)
 	}
 
@@ -81,7 +81,7 @@ func TestAuthBroker(t *testing.T) {
 	// the third failure within the window bans. The ban holds even for a
 	// right password, and lifts after ban_duration.
 	for i, c := range []struct{ user, pass string }{{"alice", "nope"}, {"nobody", "x"}, {"lan", "office"}} {
-		r := b.check(ipB, c.user, c.pass)
+		r := b.check(ipB, c.user, c.pass, policy.ProtoFTP)
 		want := authResult{code: 530, msg: "Login incorrect.", failed: true}
 		if i == 2 {
 			want = authResult{code: 421, msg: "Too many failed logins from your address; try again later.", banned: true, failed: true}
@@ -93,7 +93,7 @@ func TestAuthBroker(t *testing.T) {
 	if !b.banned(ipB) {
 		t.Fatal("3 failures did not ban")
 	}
-	if r := b.check(ipB, "alice", "wonderland"); !r.banned || r.code != 421 {
+	if r := b.check(ipB, "alice", "wonderland", policy.ProtoFTP); !r.banned || r.code != 421 {
 		t.Fatalf("banned address logged in: %+v", r)
 	}
 	if b.banned(ipA) {
@@ -107,7 +107,7 @@ func TestAuthBroker(t *testing.T) {
 	// Failures outside the window do not add up.
 	ipC := netip.MustParseAddr("2001:db8::1")
 	for i := 0; i < 5; i++ {
-		b.check(ipC, "alice", "bad")
+		b.check(ipC, "alice", "bad", policy.ProtoFTP)
 		now = now.Add(40 * time.Second)
 	}
 	if b.banned(ipC) {
@@ -119,7 +119,7 @@ func TestCredentialCache(t *testing.T) {
 	cfg := testConfig(t, "")
 	b := newAuthBroker(cfg)
 	key := b.credKey("alice", "wonderland")
-	if r := b.check(ipA, "alice", "wonderland"); r.account == nil {
+	if r := b.check(ipA, "alice", "wonderland", policy.ProtoFTP); r.account == nil {
 		t.Fatal("login refused")
 	}
 	b.release("alice")
@@ -129,7 +129,7 @@ func TestCredentialCache(t *testing.T) {
 	// A cache hit must be fast: far below one argon2id verification.
 	start := time.Now()
 	for i := 0; i < 100; i++ {
-		if r := b.check(ipA, "alice", "wonderland"); r.account == nil {
+		if r := b.check(ipA, "alice", "wonderland", policy.ProtoFTP); r.account == nil {
 			t.Fatal("cached login refused")
 		}
 		b.release("alice")
@@ -138,7 +138,7 @@ func TestCredentialCache(t *testing.T) {
 		t.Errorf("cached login took %v each: the cache is not used", per)
 	}
 	// The cache never answers for a different password.
-	if r := b.check(ipA, "alice", "wonderland2"); r.account != nil {
+	if r := b.check(ipA, "alice", "wonderland2", policy.ProtoFTP); r.account != nil {
 		t.Fatal("wrong password accepted")
 	}
 	// Reload drops the cache and changes the secret.

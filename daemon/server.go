@@ -50,6 +50,8 @@ type Server struct {
 	metricsAddr string
 	sandbox     sandboxState
 	hooks       *hookRunner
+	tls         atomic.Pointer[tlsKeys] // nil when no listener offers FTPS
+	ssh         atomic.Pointer[sshKeys] // nil when there is no SFTP listener
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -136,10 +138,12 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 		return err
 	}
 	defer s.closeSandbox()
+	if err := s.loadKeys(cfg); err != nil {
+		return err
+	}
 	var addrs []string
-	for _, ap := range cfg.FTP.Listen {
-		a := ap.String()
-		l, err := listen(a)
+	for _, a := range listenerNames(cfg) {
+		l, err := listen(listenerAddr(a))
 		if err != nil {
 			s.closeListeners()
 			return err
@@ -235,6 +239,69 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 			sd.send("WATCHDOG=1")
 		}
 	}
+}
+
+// Listener names: an FTP listener is named by its address, an implicit
+// FTPS one by "ftps://" and its address.
+const (
+	implicitPrefix = "ftps://"
+	sftpPrefix     = "sftp://"
+)
+
+func listenerNames(cfg *policy.Config) []string {
+	var names []string
+	for _, ap := range cfg.FTP.Listen {
+		names = append(names, ap.String())
+	}
+	for _, ap := range cfg.FTP.ImplicitListen {
+		names = append(names, implicitPrefix+ap.String())
+	}
+	for _, ap := range cfg.SFTP.Listen {
+		names = append(names, sftpPrefix+ap.String())
+	}
+	return names
+}
+
+func listenerAddr(name string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(name, implicitPrefix), sftpPrefix)
+}
+
+// loadKeys loads (or, the first time, generates) the FTPS certificate
+// when a listener offers FTPS, and logs its fingerprint.
+func (s *Server) loadKeys(cfg *policy.Config) error {
+	if len(cfg.SFTP.Listen) == 0 {
+		s.ssh.Store(nil)
+	} else {
+		k, generated, err := loadSSHKeys(cfg)
+		if err != nil {
+			return err
+		}
+		s.ssh.Store(k)
+		msg := "SSH host key loaded"
+		if generated {
+			msg = "generated an SSH host key (Ed25519)"
+		}
+		s.logs.Ops.Info().Str("key", k.source).Str("fingerprint", k.fingerprint).Msg(msg)
+	}
+	if !cfg.NeedsTLS() {
+		s.tls.Store(nil)
+		return nil
+	}
+	k, generated, err := loadTLSKeys(cfg)
+	if err != nil {
+		return err
+	}
+	s.tls.Store(k)
+	e := s.logs.Ops.Info()
+	if generated {
+		e = s.logs.Ops.Warn()
+	}
+	msg := "FTPS certificate loaded"
+	if generated {
+		msg = "generated a self-signed FTPS certificate (set tls.cert_file and tls.key_file for a real one)"
+	}
+	e.Str("cert", k.source).Str("sha256", k.fingerprint).Msg(msg)
+	return nil
 }
 
 // listen binds one FTP listener. MPTCP is off: Go 1.24+ listeners default
@@ -372,7 +439,28 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 		FTP:        ftpConfig(cfg),
 		SwitchUser: s.root,
 	}
+	keys := s.tls.Load()
+	var hostKey *sshKeys
+	if strings.HasPrefix(listener, sftpPrefix) {
+		hostKey = s.ssh.Load()
+		start.Protocol = "sftp"
+		start.SSHHostKey = hostKey.public
+		start.FTP.TLS = policy.TLSOff // no FTPS chain for SSH sessions
+		keys = nil
+	}
+	if strings.HasPrefix(listener, implicitPrefix) {
+		start.FTP.Implicit = true
+		start.FTP.TLS = policy.TLSRequired
+	}
+	if keys != nil && (start.FTP.Implicit || start.FTP.TLS != policy.TLSOff) {
+		start.TLSChain = keys.chain
+	} else {
+		keys = nil
+		start.FTP.TLS = policy.TLSOff
+	}
 	w.mu.Lock()
+	w.tlsKeys = keys
+	w.sshKey = hostKey
 	w.phase = phasePreAuth
 	w.sess = sessionInfo{ID: id, Remote: remote, Listener: listener}
 	w.opened = time.Now()
@@ -451,6 +539,7 @@ func ftpConfig(cfg *policy.Config) ftp.Config {
 		DataTimeout:      cfg.Limits.DataTimeout,
 		MaxLoginAttempts: cfg.Limits.MaxLoginAttempts,
 		LogCommands:      cfg.Log.Commands,
+		TLS:              cfg.FTP.TLS,
 	}
 }
 
@@ -580,7 +669,30 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		w.loggedIn = ""
 		w.mu.Unlock()
 	}
-	res := s.auth.check(ip, m.User, m.Pass)
+	var res authResult
+	var keyFP string
+	switch m.Method {
+	case "", "password":
+		res = s.auth.check(ip, m.User, m.Pass, sessionProtocol(si, m))
+	case "publickey":
+		keyFP = keyFingerprint(m.PublicKey)
+		res = s.auth.checkKey(ip, m.User, m.PublicKey, m.Check)
+		if m.Check {
+			// The SSH query: may this key log in? No login, no slot.
+			ok := res.account != nil
+			if !ok {
+				s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
+					Str("user", m.User).Str("method", "publickey").Str("key_sha256", keyFP).Int("code", res.code).Bool("banned", res.banned).Send()
+				if res.banned && res.failed {
+					s.logs.Audit.Warn().Str("event", "ban").Str("remote", ip.String()).Float64("for_s", cfg.Limits.BanDuration.Seconds()).Send()
+				}
+			}
+			return s.replyAuth(w, ipc.AuthReply{OK: ok, Code: res.code, Msg: res.msg, Banned: res.banned})
+		}
+	default:
+		w.kill("unknown auth method")
+		return false
+	}
 	if res.account == nil {
 		if res.failed {
 			// Delay the failure before answering (but not the success):
@@ -605,6 +717,12 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		return s.replyAuth(w, ipc.AuthReply{Code: res.code, Msg: res.msg, Banned: res.banned})
 	}
 	acct := res.account
+	if acct.TLS == policy.TLSRequired && !m.TLS {
+		s.auth.release(acct.Name)
+		s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
+			Str("user", m.User).Str("reason", "account requires TLS").Send()
+		return s.replyAuth(w, ipc.AuthReply{Code: 530, Msg: "This account requires TLS: use AUTH TLS (or implicit FTPS) and log in again."})
+	}
 	if !s.preLogin(si, acct.Name) {
 		s.auth.release(acct.Name)
 		s.logs.Audit.Info().Str("event", "login.failed").Str("session", si.ID).Str("remote", si.Remote).
@@ -612,7 +730,9 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		return s.replyAuth(w, ipc.AuthReply{Code: 530, Msg: "Login refused by server policy."})
 	}
 	reply := ipc.AuthReply{OK: true, Account: acct.Name, UID: acct.UID, GID: acct.GID, Home: "/",
-		Gates: s.hooks.gates(acct.Name, acct.Groups)}
+		Gates:      s.hooks.gates(acct.Name, acct.Groups),
+		RequireTLS: acct.TLS == policy.TLSRequired || (acct.Limits.RequireTLS != nil && *acct.Limits.RequireTLS),
+		TLSReuse:   acct.TLSReuse}
 	var files []*os.File
 	defer func() {
 		for _, f := range files {
@@ -653,8 +773,17 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 	si = w.sess
 	w.mu.Unlock()
 	s.metrics.login("ok")
-	s.logs.Audit.Info().Str("event", "login.ok").Str("session", si.ID).Str("remote", si.Remote).
-		Str("account", acct.Name).Uint32("uid", acct.UID).Send()
+	ev := s.logs.Audit.Info().Str("event", "login.ok").Str("session", si.ID).Str("remote", si.Remote).
+		Str("account", acct.Name).Uint32("uid", acct.UID)
+	if m.Method == "publickey" {
+		ev = ev.Str("method", "publickey").Str("key_sha256", keyFP)
+	} else if m.Method == "password" {
+		ev = ev.Str("method", "password")
+	}
+	if m.TLS {
+		ev = ev.Bool("encrypted", true)
+	}
+	ev.Send()
 	s.hooks.fire(HookEvent{Event: "login", Account: acct.Name, Remote: si.Remote, Session: si.ID})
 	return s.replyAuth(w, reply, files...)
 }
@@ -685,6 +814,9 @@ func (s *Server) reload() {
 	s.cfg.Store(cfg)
 	s.generation.Add(1)
 	s.auth.reload(cfg)
+	if err := s.loadKeys(cfg); err != nil {
+		s.logs.Ops.Error().Err(err).Msg("reload: FTPS certificate unusable; keeping the previous one")
+	}
 	if err := s.prepareFolders(cfg); err != nil {
 		s.logs.Ops.Error().Err(err).Msg("reload: storage")
 	}
@@ -708,8 +840,8 @@ func (s *Server) reload() {
 
 func (s *Server) updateListeners(old, cfg *policy.Config) {
 	want := map[string]bool{}
-	for _, ap := range cfg.FTP.Listen {
-		want[ap.String()] = true
+	for _, a := range listenerNames(cfg) {
+		want[a] = true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -724,7 +856,7 @@ func (s *Server) updateListeners(old, cfg *policy.Config) {
 		if _, ok := s.listeners[a]; ok {
 			continue
 		}
-		l, err := listen(a)
+		l, err := listen(listenerAddr(a))
 		if err != nil {
 			s.logs.Ops.Error().Err(err).Msg("reload: new listener")
 			continue
@@ -781,4 +913,18 @@ func passiveAddress(cfg *policy.Config) string {
 		return cfg.FTP.PassiveAddress.String()
 	}
 	return ""
+}
+
+// sessionProtocol names how a session came in, for the roles' protocols
+// limit: SFTP by its listener (or an SSH auth method), FTPS when the
+// worker reports TLS on the control connection, else plain FTP. (TLS is
+// the worker's word: the supervisor never sees the bytes.)
+func sessionProtocol(si sessionInfo, m ipc.AuthRequest) string {
+	switch {
+	case strings.HasPrefix(si.Listener, sftpPrefix) || m.Method != "":
+		return policy.ProtoSFTP
+	case m.TLS || strings.HasPrefix(si.Listener, implicitPrefix):
+		return policy.ProtoFTPS
+	}
+	return policy.ProtoFTP
 }

@@ -69,12 +69,35 @@ func RunWorker() int {
 		fmt.Fprintln(os.Stderr, "sluice worker: client connection:", err)
 		return 1
 	}
-	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1), verdicts: make(chan ipc.HookVerdict, 1)}
+	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1), verdicts: make(chan ipc.HookVerdict, 1), signReplies: make(chan ipc.SignReply, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.readSupervisor(cancel)
 
+	if start.Protocol == "sftp" {
+		sum, err := w.serveSSH(ctx, nc)
+		reason := "quit"
+		if err != nil {
+			reason = err.Error()
+		}
+		conn.Send(ipc.Close{Summary: sum, Reason: reason})
+		nc.Close()
+		if w.tree != nil {
+			w.tree.Close()
+		}
+		return 0
+	}
 	sess := ftp.NewSession(nc, start.FTP, w, w)
+	w.sess = sess
+	if len(start.TLSChain) > 0 {
+		tc, err := w.tlsConfig(start.TLSChain)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sluice worker:", err)
+			nc.Close()
+			return 1
+		}
+		sess.SetTLS(tc)
+	}
 	err = sess.Serve(ctx)
 	reason := "quit"
 	if err != nil {
@@ -160,6 +183,11 @@ type workerSession struct {
 	account  string
 	uid, gid uint32
 	tree     *datapath.Tree
+
+	sess        *ftp.Session
+	sshAcct     *ftp.Account // the SFTP session's login
+	signMu      sync.Mutex
+	signReplies chan ipc.SignReply
 }
 
 // readSupervisor dispatches what the supervisor sends during the session:
@@ -183,6 +211,11 @@ func (w *workerSession) readSupervisor(cancel context.CancelFunc) {
 			}
 		case ipc.Shutdown:
 			cancel()
+		case ipc.SignReply:
+			select {
+			case w.signReplies <- m:
+			default: // nobody asked: drop
+			}
 		default:
 			for _, f := range files {
 				f.Close()
@@ -193,7 +226,13 @@ func (w *workerSession) readSupervisor(cancel context.CancelFunc) {
 
 // Login implements ftp.Authenticator by asking the supervisor.
 func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Account, error) {
-	if err := w.ipc.Send(ipc.AuthRequest{User: user, Pass: pass}); err != nil {
+	secure := w.sess != nil && w.sess.Secure()
+	return w.login(ctx, ipc.AuthRequest{User: user, Pass: pass, TLS: secure})
+}
+
+// login sends an AuthRequest and, on success, becomes the account.
+func (w *workerSession) login(ctx context.Context, req ipc.AuthRequest) (*ftp.Account, error) {
+	if err := w.ipc.Send(req); err != nil {
 		return nil, fmt.Errorf("ask supervisor: %w", err)
 	}
 	var ar authReply
@@ -258,7 +297,7 @@ func (w *workerSession) Login(ctx context.Context, user, pass string) (*ftp.Acco
 	}
 	w.tree = tree
 	w.loggedIn.Store(true)
-	acct := &ftp.Account{Name: r.Account, FS: tree, Home: r.Home}
+	acct := &ftp.Account{Name: r.Account, FS: tree, Home: r.Home, RequireTLS: r.RequireTLS, TLSReuse: r.TLSReuse}
 	if len(r.Gates) > 0 {
 		gates := r.Gates
 		acct.Gate = func(ctx context.Context, op, path string) error { return w.gate(ctx, gates, op, path) }

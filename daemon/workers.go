@@ -49,6 +49,10 @@ var requestTable = []request{
 	{ipc.TEvent, []phase{phasePostAuth}, 0},
 	{ipc.THookCheck, []phase{phasePostAuth}, 0}, // one at a time, at most maxHookChecks (hooks_wire.go)
 	{ipc.TClose, []phase{phasePreAuth, phasePostAuth}, 1},
+	// Handshakes: the control connection's (AUTH TLS, implicit TLS)
+	// before login, data connections' after. Rate-limited per worker
+	// (signRate in keys.go), not counted here.
+	{ipc.TSign, []phase{phasePreAuth, phasePostAuth}, 0},
 }
 
 // allowed checks a request against the table.
@@ -96,6 +100,9 @@ type worker struct {
 	opened   time.Time
 	missing  []string // sandbox parts not enforced (Ready), require_sandbox = false only
 	hookBusy bool     // a HookCheck is being answered
+	tlsKeys  *tlsKeys // the FTPS key whose chain this worker was given
+	sshKey   *sshKeys // the SSH host key, for an SFTP session
+	signs    signBucket
 }
 
 func (w *worker) pid() int { return w.cmd.Process.Pid }
@@ -269,6 +276,10 @@ func (s *Server) serveWorker(w *worker) {
 			close(w.ready)
 		case ipc.AuthRequest:
 			if !s.handleAuth(w, m) {
+				return
+			}
+		case ipc.Sign:
+			if !s.handleSign(w, m) {
 				return
 			}
 		case ipc.Event:

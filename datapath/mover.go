@@ -105,7 +105,7 @@ func (o *Options) paceOnly(n int) error {
 
 // whyNotZeroCopy names the reason a connection is not a plain TCP socket.
 func whyNotZeroCopy(c net.Conn) string {
-	if _, ok := c.(*tls.Conn); ok {
+	if _, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		return "TLS" // no kTLS on this kernel: crypto/tls encrypts in user space
 	}
 	return "not a TCP socket"
@@ -564,6 +564,17 @@ func copyReceive(dst *os.File, src net.Conn, o *Options, res Result) (Result, er
 			src.SetReadDeadline(time.Now().Add(o.StallTimeout))
 		}
 		n, rerr := src.Read(buf)
+		// Gather at least half the buffer before writing: a TLS
+		// connection returns one 16 KiB record per Read, and a write
+		// per record costs as much as the data it moves.
+		for rerr == nil && n > 0 && n < len(buf)/2 {
+			if o.StallTimeout > 0 {
+				src.SetReadDeadline(time.Now().Add(o.StallTimeout))
+			}
+			var m int
+			m, rerr = src.Read(buf[n:])
+			n += m
+		}
 		if n > 0 {
 			data := buf[:n]
 			if o.ASCII {

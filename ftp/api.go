@@ -76,6 +76,12 @@ type Account struct {
 	// (RETR), path the virtual path. A non-nil error refuses it with 550.
 	// In a worker it asks the supervisor, which runs the hook.
 	Gate func(ctx context.Context, op, path string) error
+	// RequireTLS: data connections must use PROT P (the account's tls =
+	// "required"; the supervisor has already refused a login without TLS).
+	RequireTLS bool
+	// TLSReuse: a PROT P data connection must resume the control
+	// connection's TLS session (the account's tls_reuse, default true).
+	TLSReuse bool
 }
 
 // Authenticator checks a USER/PASS pair. In a worker it is the IPC client
@@ -152,6 +158,11 @@ type Config struct {
 	// from a file; answers from a recorded or cached digest are free.
 	// Zero means DefaultHashLimit; negative, no limit.
 	HashLimit int64
+	// TLS is the listener's explicit FTPS mode: TLSOff (or ""),
+	// TLSOptional, TLSRequired. Implicit: TLS from the first byte.
+	// Either needs Session.SetTLS.
+	TLS      string
+	Implicit bool
 }
 
 // DefaultHashLimit bounds HASH reads when Config.HashLimit is zero.

@@ -83,11 +83,15 @@ func init() {
 		"XMD5":    {fn: (*Session).cmdXMD5},
 		"XSHA1":   {fn: (*Session).cmdXSHA1},
 		"XSHA256": {fn: (*Session).cmdXSHA256},
-		// Recognised but not offered: security extensions (RFC 2228/4217,
-		// TLS is not this engine's job), SMNT, LANG (RFC 2640), HOST (RFC
-		// 7151). 502 lets clients such as lftp fall back cleanly.
-		"AUTH": {preLogin: true}, "ADAT": {preLogin: true}, "PBSZ": {preLogin: true},
-		"PROT": {preLogin: true}, "CCC": {preLogin: true}, "MIC": {preLogin: true},
+		// FTPS (RFC 4217, tls.go). AUTH answers 502 where TLS is off,
+		// so that clients such as lftp fall back cleanly.
+		"AUTH": {fn: (*Session).cmdAUTH, preLogin: true},
+		"PBSZ": {fn: (*Session).cmdPBSZ, preLogin: true},
+		"PROT": {fn: (*Session).cmdPROT, preLogin: true},
+		"CCC":  {fn: (*Session).cmdCCC, preLogin: true},
+		// Recognised but not offered: the rest of RFC 2228, SMNT, LANG
+		// (RFC 2640), HOST (RFC 7151).
+		"ADAT": {preLogin: true}, "MIC": {preLogin: true},
 		"CONF": {preLogin: true}, "ENC": {preLogin: true}, "SMNT": {},
 		"LANG": {preLogin: true}, "HOST": {preLogin: true},
 	}
@@ -207,14 +211,18 @@ func (s *Session) siteChmod(arg string) {
 
 // features are the FEAT lines (RFC 2389), sorted as most servers do.
 func (s *Session) features() []string {
-	return []string{
+	var tlsFeat []string
+	if s.tlsEnabled() {
+		tlsFeat = []string{"AUTH TLS", "PBSZ", "PROT"}
+	}
+	return append(tlsFeat,
 		"CLNT",
 		"EPRT",
 		"EPSV",
 		s.hashFeat(),
 		"MDTM",
 		"MFMT",
-		"MLST " + s.facts.feat(),
+		"MLST "+s.facts.feat(),
 		"RANG",
 		"REST STREAM",
 		"SIZE",
@@ -224,7 +232,7 @@ func (s *Session) features() []string {
 		"XMD5",
 		"XSHA1",
 		"XSHA256",
-	}
+	)
 }
 
 func (s *Session) cmdFEAT(string) {

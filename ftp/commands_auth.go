@@ -14,6 +14,10 @@ func (s *Session) cmdUSER(arg string) {
 		s.reply(530, "Already logged in; reconnect to log in as another user.")
 		return
 	}
+	if s.tlsCtl == nil && (s.cfg.TLS == TLSRequired || s.cfg.Implicit) {
+		s.reply(530, "TLS required: send AUTH TLS before USER (tls = \"required\" on this listener).")
+		return
+	}
 	name := strings.TrimSpace(arg)
 	if name == "" {
 		s.reply(501, "USER needs a user name.")

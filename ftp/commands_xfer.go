@@ -48,6 +48,9 @@ func (s *Session) takeRest() int64 {
 // command. The RFC 959 default (active to the control port) is not
 // offered: it is a bounce vector and no client relies on it.
 func (s *Session) needDataSetup() bool {
+	if !s.needProtection() {
+		return false
+	}
 	if s.haveDataSetup() {
 		return true
 	}

@@ -219,6 +219,22 @@ var errDataTimeout = errors.New("no data connection in time")
 // returns how that transfer gets its connection. Either way the setup is
 // used once: clients send PASV/PORT before every transfer.
 func (s *Session) takeDataSetup(t *transfer) func(ctx context.Context) (net.Conn, error) {
+	open := s.openData(t)
+	wrap := s.dataWrapper()
+	if wrap == nil {
+		return open
+	}
+	return func(ctx context.Context) (net.Conn, error) {
+		c, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(ctx, c)
+	}
+}
+
+// openData is takeDataSetup without TLS.
+func (s *Session) openData(t *transfer) func(ctx context.Context) (net.Conn, error) {
 	timeout := s.dataTimeout()
 	peer := s.peerIP
 	if ln := s.pasv; ln != nil {

@@ -3,6 +3,7 @@ package ftp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,9 +38,11 @@ const maxPending = 256
 // ctlLine is one item from the control reader: a command line, a line that
 // was too long, or the read error that ended the stream.
 type ctlLine struct {
-	text    string
-	tooLong bool
-	err     error
+	text     string
+	tooLong  bool
+	err      error
+	auth     bool // an AUTH command: the reader waits for resumeReader
+	buffered bool // more bytes were already buffered after it
 }
 
 // Session is one FTP control connection, from greeting to close. All
@@ -99,7 +102,22 @@ type Session struct {
 
 	mu  sync.Mutex // guards sum, read by Summary from other goroutines
 	sum Summary
+
+	// FTPS (tls.go).
+	tlsBase      *tls.Config // from SetTLS; nil: no TLS
+	tlsCtlConfig *tls.Config // this session's clone (own ticket keys, bound tickets)
+	tlsKeys      [][32]byte
+	tlsTag       []byte
+	tlsCtl       *tls.Conn // the control connection once TLS is up
+	rawConn      net.Conn  // the TCP connection under tlsCtl
+	pbsz, protP  bool
+	readerSwap   chan readerSwap // readLoop waits on it after an AUTH line
+	lineBuffered bool            // plain bytes followed the AUTH line being handled
 }
+
+// readerSwap tells the reader what to read after an AUTH line: conn, or
+// the same stream when conn is nil.
+type readerSwap struct{ conn net.Conn }
 
 // NewSession prepares a session on an accepted control connection. Serve
 // runs it; the session owns conn from then on and closes it.
@@ -114,6 +132,7 @@ func NewSession(conn net.Conn, cfg Config, auth Authenticator, events EventSink)
 		lines:      make(chan ctlLine, 16),
 		stop:       make(chan struct{}),
 		readerDone: make(chan struct{}),
+		readerSwap: make(chan readerSwap),
 	}
 	s.w = bufio.NewWriterSize(conn, 4096)
 	s.localIP = addrIP(conn.LocalAddr())
@@ -154,6 +173,18 @@ func (s *Session) Summary() Summary {
 // underlying error for I/O failures and refused logins.
 func (s *Session) Serve(ctx context.Context) error {
 	s.ctx = ctx
+	if s.cfg.Implicit {
+		// Implicit FTPS: TLS from the first byte, before the greeting.
+		if s.tlsBase == nil {
+			_ = s.conn.Close()
+			return errors.New("ftps: implicit TLS without a TLS configuration")
+		}
+		if err := s.startTLS(); err != nil {
+			_ = s.conn.Close()
+			return err
+		}
+		s.pbsz = true
+	}
 	go s.readLoop()
 	defer s.cleanup()
 
@@ -305,6 +336,12 @@ func (s *Session) readLoop() {
 		default:
 			l.err = err
 		}
+		if l.err == nil && !l.tooLong {
+			if c, err := parseCommand(l.text); err == nil && c.Verb == "AUTH" {
+				l.buffered = tr.r.Buffered() > 0
+				l.auth = true
+			}
+		}
 		select {
 		case s.lines <- l:
 		case <-s.stop:
@@ -312,6 +349,18 @@ func (s *Session) readLoop() {
 		}
 		if l.err != nil {
 			return
+		}
+		if l.auth {
+			// Stop until the AUTH is handled: after "234" the next
+			// bytes are a TLS handshake, not a command.
+			select {
+			case sw := <-s.readerSwap:
+				if sw.conn != nil {
+					tr = newTelnetReader(sw.conn, maxLineLength)
+				}
+			case <-s.stop:
+				return
+			}
 		}
 	}
 }
@@ -376,6 +425,10 @@ func (s *Session) handleLine(l ctlLine) {
 	}
 	s.evPath = ""
 	wasRNFR = cmd.Verb == "RNFR"
+	s.lineBuffered = l.buffered
+	if l.auth && cmd.Verb != "AUTH" {
+		s.resumeReader(nil)
+	}
 	s.dispatch(cmd)
 	if s.cfg.LogCommands {
 		s.emit(Event{Kind: "command", Command: cmd.Verb, Path: s.evPath, Code: s.lastCode()})

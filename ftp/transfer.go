@@ -172,6 +172,10 @@ func (s *Session) finishTransfer(r xferResult, quiet bool) {
 	case errors.Is(r.err, os.ErrDeadlineExceeded):
 		// The mover's StallTimeout (DataTimeout without progress).
 		code, msg = 426, "Data connection stalled; transfer aborted."
+	case r.noConn && errors.Is(r.err, ErrTLSNoReuse):
+		code, msg = 522, "Data connection refused: it must resume the control connection's TLS session (tls_reuse = false relaxes this for the account)."
+	case r.noConn && errors.Is(r.err, errTLSData):
+		code, msg = 522, "TLS negotiation failed on the data connection."
 	case r.noConn && errors.Is(r.err, errDataTimeout):
 		code, msg = 425, fmt.Sprintf("Cannot open data connection: none from your address within %s.", s.dataTimeout())
 	case r.noConn:

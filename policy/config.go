@@ -33,6 +33,8 @@ type Config struct {
 	FTP      FTPConfig
 	Limits   Limits
 	Metrics  MetricsConfig
+	TLS      TLSConfig
+	SFTP     SFTPConfig
 	Accounts []Account
 	// Roles are the built-in roles and the [[role]] tables, by name;
 	// Groups the [[group]] tables. Accounts are already resolved
@@ -90,6 +92,43 @@ type FTPConfig struct {
 	PassiveAddress netip.Addr
 	Active         bool // PORT/EPRT allowed
 	Passive        bool // PASV/EPSV allowed
+	// TLS is explicit FTPS (AUTH TLS) on the Listen addresses: "off",
+	// "optional" or "required".
+	TLS string
+	// ImplicitListen are implicit-FTPS listeners: TLS from the first
+	// byte, always required.
+	ImplicitListen []netip.AddrPort
+}
+
+// TLSConfig is the [tls] table: the certificate of FTPS. The key is read
+// by the supervisor only; workers get the chain and a signer over IPC.
+type TLSConfig struct {
+	// CertFile and KeyFile are PEM files (reloaded on SIGHUP). Both
+	// empty: a self-signed ECDSA P-256 certificate is generated under
+	// StateDir on first start.
+	CertFile, KeyFile string
+}
+
+// SFTPConfig is the [sftp] table: SSH listeners serving the SFTP
+// subsystem only.
+type SFTPConfig struct {
+	Listen []netip.AddrPort
+	// HostKeyFile is a PEM/OpenSSH private key file; "" means an Ed25519
+	// key generated under StateDir on first start. Read by the
+	// supervisor only.
+	HostKeyFile string
+}
+
+// TLS modes (FTPConfig.TLS, Account.TLS).
+const (
+	TLSOff      = "off"
+	TLSOptional = "optional"
+	TLSRequired = "required"
+)
+
+// NeedsTLS reports whether any listener offers FTPS.
+func (c *Config) NeedsTLS() bool {
+	return c.FTP.TLS != TLSOff || len(c.FTP.ImplicitListen) > 0
 }
 
 // Limits is the [limits] table.
@@ -123,6 +162,18 @@ type Account struct {
 	// Limits.MaxSessionsPerAccount applies.
 	MaxSessions int
 	Disabled    bool
+	// TLS is "optional" or "required": a required account cannot log in
+	// over plain FTP and its data connections must use PROT P.
+	TLS string
+	// TLSReuse: a PROT P data connection must resume the control
+	// connection's TLS session (vsftpd's require_ssl_reuse). false is
+	// for clients that cannot (Python ftplib, Java).
+	TLSReuse bool
+	// AuthorizedKeys are the SSH public keys that may log in to the
+	// account over SFTP (the wire form of each), with the lines as
+	// written in the file.
+	AuthorizedKeys     [][]byte
+	AuthorizedKeyLines []string
 	// Folders are the resolved folders: the account's own and its
 	// groups', each with its effective rights (see Resolve).
 	Folders []Folder

@@ -141,7 +141,7 @@ disabled = true
 			Listen:         []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:21"), netip.MustParseAddrPort("[::]:21"), netip.MustParseAddrPort("[fe80::1%eth0]:2121")},
 			PassivePortMin: 40000, PassivePortMax: 40000,
 			PassiveAddress: netip.MustParseAddr("203.0.113.7"),
-			Active:         false, Passive: true,
+			Active:         false, Passive: true, TLS: "off",
 		},
 		Limits: Limits{MaxSessions: 10, MaxSessionsPerIP: 2, MaxSessionsPerAccount: 3, LoginTimeout: 10 * time.Second,
 			IdleTimeout: 90 * time.Minute, DataTimeout: 5 * time.Second, MaxLoginAttempts: 1, BanAfterFailures: 0,
@@ -150,7 +150,7 @@ disabled = true
 		Accounts: []Account{{
 			Name: "bob.smith-2_x", Password: demoHash0, UID: 1001, GID: 1002,
 			AllowFrom:   []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("198.51.100.7/32")},
-			MaxSessions: 4, Disabled: true,
+			MaxSessions: 4, Disabled: true, TLS: "optional", TLSReuse: true,
 			Folders: []Folder{
 				{Path: "/", Dir: "/srv/ftp/bob", Rights: datapath.RightsAll, RightNames: []string{"all"}},
 				{Path: "/pub/in", Dir: "/srv/incoming", Rights: datapath.RightsWriting | datapath.RightMkdir, RightNames: []string{"write", "mkdir"}},
@@ -185,7 +185,7 @@ func TestParseInvalid(t *testing.T) {
 	}{
 		{"syntax", "[ftp\n", "", "TOML syntax error: line 2"},
 		{"not utf8", "# \xff\n", "", "UTF-8"},
-		{"unknown top-level table", "[sftp]\nlisten = 1\n" + acct, "sftp", "unknown key"},
+		{"unknown top-level table", "[webdav]\nlisten = 1\n" + acct, "webdav", "unknown key"},
 		{"unknown top-level key", "lisen = 1\n" + acct, "lisen", "unknown key"},
 		{"unknown nested key", "[ftp]\nlisen = [\"127.0.0.1:21\"]\n" + acct, "ftp.lisen", `unknown key (did you mean "listen"?)`},
 		{"unknown account key", acctWith(`pasword = "x"`), "account[0].pasword", `did you mean "password"?`},

@@ -50,13 +50,13 @@ func TestExampleShowsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(c.Server, d.Server) || !reflect.DeepEqual(c.Log, d.Log) ||
-		!reflect.DeepEqual(c.FTP, d.FTP) || !reflect.DeepEqual(c.Limits, d.Limits) {
+		!reflect.DeepEqual(c.FTP, d.FTP) || !reflect.DeepEqual(c.Limits, d.Limits) || !reflect.DeepEqual(c.TLS, d.TLS) || !reflect.DeepEqual(c.SFTP, d.SFTP) {
 		t.Errorf("example values are not the defaults:\nexample %+v %+v %+v %+v\ndefault %+v %+v %+v %+v",
 			c.Server, c.Log, c.FTP, c.Limits, d.Server, d.Log, d.FTP, d.Limits)
 	}
 	// The example's account sets every account key to its default too.
 	a := c.Accounts[0]
-	if a.UID != DefaultUID || a.GID != DefaultGID || len(a.AllowFrom) != 0 || a.MaxSessions != 0 || a.Disabled {
+	if a.UID != DefaultUID || a.GID != DefaultGID || len(a.AllowFrom) != 0 || a.MaxSessions != 0 || a.Disabled || a.TLS != "optional" || !a.TLSReuse || len(a.AuthorizedKeys) != 0 {
 		t.Errorf("example account is not at its defaults: %+v", a)
 	}
 }
@@ -78,7 +78,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		t.Fatalf("problems: %v", p.ps.list)
 	}
 	lookup := map[string]map[string]any{"": raw}
-	for _, k := range []string{"server", "log", "ftp", "limits", "hooks"} {
+	for _, k := range []string{"server", "log", "ftp", "limits", "hooks", "tls", "sftp"} {
 		lookup[k], _ = raw[k].(map[string]any)
 	}
 	acct := rawAccounts(raw)[0]
@@ -116,7 +116,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		paths = append(paths, path)
 	}
 	slices.Sort(paths)
-	if want := []string{"", "account[0]", "account[0].folder[0]", "account[0].folder[1]", "ftp", "group[0]", "group[0].folder[0]", "hook[0]", "hook[1]", "hooks", "limits", "log", "metrics", "role[0]", "server"}; !slices.Equal(paths, want) {
+	if want := []string{"", "account[0]", "account[0].folder[0]", "account[0].folder[1]", "ftp", "group[0]", "group[0].folder[0]", "hook[0]", "hook[1]", "hooks", "limits", "log", "metrics", "role[0]", "server", "sftp", "tls"}; !slices.Equal(paths, want) {
 		t.Errorf("tables walked = %q, want %q", paths, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sluice-ftp/sluice/datapath"
 )
@@ -47,6 +48,7 @@ func defaultConfig() Config {
 			PassivePortMax: 50100,
 			Active:         true,
 			Passive:        true,
+			TLS:            "off",
 		},
 		Limits: Limits{
 			MaxSessions:           500,
@@ -73,6 +75,7 @@ const (
 	maxFoldersPerAcct = 64 // a login passes one directory fd per folder over SCM_RIGHTS (at most 253)
 	maxAllowFrom      = 1024
 	maxRightNames     = 16
+	maxAuthorizedKeys = 256
 	durDay            = 24 * time.Hour
 )
 
@@ -178,6 +181,14 @@ func (p *cfgParser) config(raw map[string]any) *Config {
 	}
 	if len(c.HookList) > maxHooks {
 		p.ps.add("hook", "%d hooks; at most %d", len(c.HookList), maxHooks)
+	}
+	if t := root.sub("tls"); t != nil {
+		p.tls(t, &c.TLS)
+		t.finish()
+	}
+	if t := root.sub("sftp"); t != nil {
+		p.sftp(t, &c.SFTP, &c.FTP)
+		t.finish()
 	}
 	accts := root.subArray("account")
 	c.Accounts = make([]Account, 0, len(accts))
@@ -371,6 +382,35 @@ func (p *cfgParser) ftp(t *tomlTable, f *FTPConfig) {
 			f.PassiveAddress = a
 		}
 	}
+	if t.str("tls", &f.TLS) && !isOneOf(f.TLS, "off", "optional", "required") {
+		t.ps.add(t.key("tls"), "unknown mode %q (want off, optional or required)", f.TLS)
+	}
+	var implicit []string
+	if t.strList("implicit_listen", &implicit) {
+		if len(implicit) > maxListeners {
+			t.ps.add(t.key("implicit_listen"), "%d addresses; at most %d", len(implicit), maxListeners)
+			implicit = nil
+		}
+		for i, s := range implicit {
+			k := fmt.Sprintf("%s[%d]", t.key("implicit_listen"), i)
+			ap, err := parseListen(s)
+			if err != nil {
+				t.ps.add(k, "%v", err)
+				continue
+			}
+			clash := false
+			for _, other := range append(append([]netip.AddrPort(nil), f.Listen...), f.ImplicitListen...) {
+				if ap == other || listenOverlaps(ap, other) {
+					t.ps.add(k, "%q clashes with %q (another FTP or FTPS listener)", s, other)
+					clash = true
+					break
+				}
+			}
+			if !clash {
+				f.ImplicitListen = append(f.ImplicitListen, ap)
+			}
+		}
+	}
 	t.boolean("active", &f.Active)
 	t.boolean("passive", &f.Passive)
 	if !f.Active && !f.Passive {
@@ -456,6 +496,54 @@ func parsePortRange(s string) (int, int, error) {
 	return lo, hi, nil
 }
 
+func (p *cfgParser) tls(t *tomlTable, c *TLSConfig) {
+	if t.str("cert_file", &c.CertFile) && c.CertFile != "" {
+		c.CertFile = p.resolve(c.CertFile)
+	}
+	if t.str("key_file", &c.KeyFile) && c.KeyFile != "" {
+		c.KeyFile = p.resolve(c.KeyFile)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		t.ps.add(t.key("key_file"), "cert_file and key_file go together: set both, or neither for a generated self-signed certificate")
+	}
+}
+
+func (p *cfgParser) sftp(t *tomlTable, c *SFTPConfig, f *FTPConfig) {
+	var listen []string
+	if t.strList("listen", &listen) {
+		if len(listen) > maxListeners {
+			t.ps.add(t.key("listen"), "%d addresses; at most %d", len(listen), maxListeners)
+			listen = nil
+		}
+		for i, s := range listen {
+			k := fmt.Sprintf("%s[%d]", t.key("listen"), i)
+			ap, err := parseListen(s)
+			if err != nil {
+				t.ps.add(k, "%v", err)
+				continue
+			}
+			clash := false
+			for _, other := range append(append(append([]netip.AddrPort(nil), f.Listen...), f.ImplicitListen...), c.Listen...) {
+				if ap == other || listenOverlaps(ap, other) {
+					t.ps.add(k, "%q clashes with %q (another listener)", s, other)
+					clash = true
+					break
+				}
+			}
+			if !clash {
+				c.Listen = append(c.Listen, ap)
+			}
+		}
+	}
+	if t.str("host_key_file", &c.HostKeyFile) && c.HostKeyFile != "" {
+		if strings.ContainsRune(c.HostKeyFile, 0) {
+			t.ps.add(t.key("host_key_file"), "must not contain NUL")
+		} else {
+			c.HostKeyFile = p.resolve(c.HostKeyFile)
+		}
+	}
+}
+
 func (p *cfgParser) limits(t *tomlTable, l *Limits) {
 	t.intIn("max_sessions", &l.MaxSessions, 1, maxSessionsBound)
 	t.intIn("max_sessions_per_ip", &l.MaxSessionsPerIP, 1, maxSessionsBound)
@@ -471,7 +559,7 @@ func (p *cfgParser) limits(t *tomlTable, l *Limits) {
 }
 
 func (p *cfgParser) account(t *tomlTable, roles map[string]*Role, groups map[string]*Group) (Account, AccountLevel) {
-	a := Account{UID: DefaultUID, GID: DefaultGID}
+	a := Account{UID: DefaultUID, GID: DefaultGID, TLS: "optional", TLSReuse: true}
 	var lvl AccountLevel
 	if t.str("name", &a.Name) {
 		switch {
@@ -511,6 +599,29 @@ func (p *cfgParser) account(t *tomlTable, roles map[string]*Role, groups map[str
 	}
 	t.intIn("max_sessions", &a.MaxSessions, 0, maxSessionsBound)
 	t.boolean("disabled", &a.Disabled)
+	if t.str("tls", &a.TLS) && !isOneOf(a.TLS, "optional", "required") {
+		t.ps.add(t.key("tls"), "unknown mode %q (want optional or required)", a.TLS)
+	}
+	t.boolean("tls_reuse", &a.TLSReuse)
+	var keys []string
+	if t.strList("authorized_keys", &keys) {
+		if len(keys) > maxAuthorizedKeys {
+			t.ps.add(t.key("authorized_keys"), "%d keys; at most %d", len(keys), maxAuthorizedKeys)
+			keys = nil
+		}
+		for i, line := range keys {
+			pk, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(line))
+			switch {
+			case err != nil:
+				t.ps.add(fmt.Sprintf("%s[%d]", t.key("authorized_keys"), i), "not an authorized_keys line (\"ssh-ed25519 AAAA… comment\"): %v", err)
+			case len(strings.TrimSpace(string(rest))) > 0:
+				t.ps.add(fmt.Sprintf("%s[%d]", t.key("authorized_keys"), i), "one key per entry")
+			default:
+				a.AuthorizedKeys = append(a.AuthorizedKeys, pk.Marshal())
+				a.AuthorizedKeyLines = append(a.AuthorizedKeyLines, line)
+			}
+		}
+	}
 	// Roles, groups and the limits beyond allow_from/max_sessions
 	// (policy/roles.go resolves them after all tables are read).
 	p.roleNames(t, "roles", &lvl.Roles, roles)
@@ -676,6 +787,9 @@ func (p *cfgParser) folder(t *tomlTable, canInherit bool) (Folder, bool) {
 func (p *cfgParser) crossChecks(c *Config, accts []*tomlTable) {
 	seen := map[string]int{}
 	for i, a := range c.Accounts {
+		if a.TLS == "required" && !c.NeedsTLS() && i < len(accts) {
+			p.ps.add(accts[i].key("tls"), `is "required" but no listener offers FTPS: set ftp.tls or ftp.implicit_listen`)
+		}
 		if !accountNameRE.MatchString(a.Name) || i >= len(accts) {
 			continue // reported already
 		}

@@ -46,8 +46,7 @@ type AccessLimits struct {
 	QuotaFiles   int64          // 0: not set
 }
 
-// Protocols a session can come in by. Only FTP exists today; FTPS and
-// SFTP are modelled so that roles can name them already.
+// Protocols a session can come in by.
 const (
 	ProtoFTP  = "ftp"
 	ProtoFTPS = "ftps"

@@ -41,6 +41,14 @@ func (c *Config) Warnings() []string {
 			}
 		}
 	}
+	if c.TLS.CertFile == "" && c.NeedsTLS() {
+		for _, ap := range append(append([]netip.AddrPort(nil), c.FTP.Listen...), c.FTP.ImplicitListen...) {
+			if !ap.Addr().Unmap().IsLoopback() {
+				add("FTPS on %s uses a generated self-signed certificate: clients cannot verify it; set tls.cert_file and tls.key_file", ap)
+				break
+			}
+		}
+	}
 	if c.FTP.PassiveAddress.IsValid() && !c.FTP.Passive {
 		add("ftp.passive_address is set but passive mode is off (ftp.passive = false)")
 	}
@@ -71,7 +79,7 @@ func (c *Config) Warnings() []string {
 			add("account %q: its password hash uses less work than OWASP recommends; set the password again with `sluice user passwd %s`", a.Name, a.Name)
 		}
 		const writeish = datapath.RightWrite | datapath.RightDelete | datapath.RightRename | datapath.RightMkdir
-		if len(a.AllowFrom) == 0 && a.rights()&writeish != 0 && len(exposed) > 0 {
+		if len(a.AllowFrom) == 0 && a.rights()&writeish != 0 && len(exposed) > 0 && c.FTP.TLS != TLSRequired && a.TLS != TLSRequired {
 			add("account %q may write from any address over plain FTP (listening on %s): passwords cross the network in clear; restrict it with allow_from", a.Name, exposed[0])
 		}
 		if a.UID == c.Server.WorkerUID && len(exposed) > 0 {

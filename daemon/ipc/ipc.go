@@ -50,6 +50,8 @@ const (
 	TConfine     Type = 8  // supervisor → worker: sandbox spec (+ Landlock layer-1 ruleset fd); first message
 	THookCheck   Type = 9  // worker → supervisor: may this operation go ahead? (pre-upload/pre-download hooks)
 	THookVerdict Type = 10 // supervisor → worker: the answer to HookCheck
+	TSign        Type = 11 // worker → supervisor: sign a handshake digest with a key the worker never holds
+	TSignReply   Type = 12 // supervisor → worker: the signature
 )
 
 func (t Type) String() string {
@@ -74,6 +76,10 @@ func (t Type) String() string {
 		return "hook-check"
 	case THookVerdict:
 		return "hook-verdict"
+	case TSign:
+		return "sign"
+	case TSignReply:
+		return "sign-reply"
 	}
 	return fmt.Sprintf("type-%d", uint16(t))
 }
@@ -108,12 +114,54 @@ type Start struct {
 	// SwitchUser is true when the supervisor runs as root: after login the
 	// worker must drop to the account's uid/gid. False in developer mode.
 	SwitchUser bool `json:"switch_user"`
+	// TLSChain is the FTPS certificate chain (DER, leaf first): public.
+	// The key stays with the supervisor (Sign). Empty when FTPS is off.
+	TLSChain [][]byte `json:"tls_chain,omitempty"`
+	// Protocol is "ftp" (also for FTPS) or "sftp" ("" means ftp).
+	Protocol string `json:"protocol,omitempty"`
+	// SSHHostKey is the SSH host key's public key (wire form) for
+	// "sftp"; the private key stays with the supervisor (Sign).
+	SSHHostKey []byte `json:"ssh_host_key,omitempty"`
 }
 
 // AuthRequest asks the supervisor to check a USER/PASS pair.
 type AuthRequest struct {
 	User string `json:"user"`
 	Pass string `json:"pass"`
+	// TLS: the connection is encrypted: FTPS control connection, or SSH
+	// (accounts with tls = "required" are refused without it).
+	TLS bool `json:"tls,omitempty"`
+	// Method is "" or "password" (Pass), or "publickey" (PublicKey, the
+	// key's SSH wire form; its signature was verified by the worker's
+	// SSH server). With Check, only ask whether the key may log in
+	// (the SSH "query"): no login, no descriptors.
+	Method    string `json:"method,omitempty"`
+	PublicKey []byte `json:"public_key,omitempty"`
+	Check     bool   `json:"check,omitempty"`
+}
+
+// Key names for Sign.
+const (
+	KeyTLS = "tls"
+	KeySSH = "ssh"
+)
+
+// Sign asks the supervisor to sign a digest during a handshake with the
+// key named Key. Hash is the crypto.Hash of the digest (0 for Ed25519,
+// which signs the message itself); PSSSalt, when non-zero, asks for RSA-PSS
+// with that salt length (-1: equal to the hash).
+type Sign struct {
+	Key     string `json:"key"`
+	Hash    uint   `json:"hash"`
+	PSSSalt int    `json:"pss_salt,omitempty"`
+	PSS     bool   `json:"pss,omitempty"`
+	Digest  []byte `json:"digest"`
+}
+
+// SignReply carries the signature, or why there is none.
+type SignReply struct {
+	Sig []byte `json:"sig,omitempty"`
+	Err string `json:"err,omitempty"`
 }
 
 // Folder is one grant of an AuthReply; its directory fd is the descriptor
@@ -144,6 +192,9 @@ type AuthReply struct {
 	// pre-hooks guard for this account: the worker asks HookCheck
 	// before each one, and only before those.
 	Gates []string `json:"gates,omitempty"`
+	// RequireTLS and TLSReuse are the account's FTPS settings.
+	RequireTLS bool `json:"require_tls,omitempty"`
+	TLSReuse   bool `json:"tls_reuse,omitempty"`
 }
 
 // HookCheck asks whether an operation a pre-hook guards may go ahead. At
@@ -184,6 +235,8 @@ func (HookVerdict) Type() Type { return THookVerdict }
 func (Close) Type() Type       { return TClose }
 func (Shutdown) Type() Type    { return TShutdown }
 func (Confine) Type() Type     { return TConfine }
+func (Sign) Type() Type        { return TSign }
+func (SignReply) Type() Type   { return TSignReply }
 
 // Errors a peer can provoke. A supervisor that sees any of them from a
 // worker kills that worker.
@@ -238,6 +291,10 @@ func Decode(pkt []byte) (Message, error) {
 		m = &HookCheck{}
 	case THookVerdict:
 		m = &HookVerdict{}
+	case TSign:
+		m = &Sign{}
+	case TSignReply:
+		m = &SignReply{}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint16(t))
 	}
@@ -270,6 +327,10 @@ func Decode(pkt []byte) (Message, error) {
 	case *HookVerdict:
 		return *v, nil
 	case *Confine:
+		return *v, nil
+	case *Sign:
+		return *v, nil
+	case *SignReply:
 		return *v, nil
 	}
 	return nil, ErrUnknownType
