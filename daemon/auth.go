@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -135,7 +134,8 @@ func (b *authBroker) check(ip netip.Addr, user, pass, proto string) authResult {
 	// Role limits (policy.Resolve): the password was right, so saying
 	// why is no oracle.
 	if !acct.Limits.AllowsProtocol(proto) {
-		return authResult{code: 530, msg: fmt.Sprintf("This account may not log in over %s (its roles require TLS or another protocol).", strings.ToUpper(proto))}
+		name := map[string]string{policy.ProtoFTP: "plain FTP", policy.ProtoFTPS: "FTPS", policy.ProtoSFTP: "SFTP"}[proto]
+		return authResult{code: 530, msg: fmt.Sprintf("This account may not log in over %s (its roles require TLS or another protocol).", name)}
 	}
 	if !acct.Limits.AllowsTime(b.now()) {
 		return authResult{code: 530, msg: "Logins to this account are not allowed at this time of day."}
