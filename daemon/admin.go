@@ -237,7 +237,7 @@ func (s *Server) status() AdminResponse {
 			continue
 		}
 		st := SessionStatus{
-			ID: w.sess.ID, Account: w.sess.Account, Remote: w.sess.Remote, Protocol: "ftp",
+			ID: w.sess.ID, Account: w.sess.Account, Remote: w.sess.Remote, Protocol: listenerProtocol(w.sess.Listener),
 			Phase: w.phase.String(), PID: w.pid(), Since: w.opened,
 			BytesIn: w.bytesIn, BytesOut: w.bytesOut, Transfers: w.transfers, LastPath: w.lastPath,
 		}

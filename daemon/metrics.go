@@ -155,7 +155,7 @@ func (m *metrics) transfer(account, dir string, bytes int64, d time.Duration, ok
 
 // gauges are read from the supervisor at scrape time.
 type gauges struct {
-	sessions    map[string]int // phase
+	sessions    map[[2]string]int // protocol, phase
 	idleWorkers int
 	banned      int
 }
@@ -166,8 +166,13 @@ func (m *metrics) write(w io.Writer, g gauges) {
 	defer m.mu.Unlock()
 	p := &expo{w: w}
 	p.family("sluice_sessions", "gauge", "Sessions now, by protocol and phase (pre_auth: connected, not logged in).")
-	for _, ph := range sortedKeys(g.sessions) {
-		p.sample("sluice_sessions", labels("protocol", "ftp", "phase", ph), float64(g.sessions[ph]))
+	sk := make([][2]string, 0, len(g.sessions))
+	for k := range g.sessions {
+		sk = append(sk, k)
+	}
+	sort.Slice(sk, func(i, j int) bool { return sk[i][0]+"\x00"+sk[i][1] < sk[j][0]+"\x00"+sk[j][1] })
+	for _, k := range sk {
+		p.sample("sluice_sessions", labels("protocol", k[0], "phase", k[1]), float64(g.sessions[k]))
 	}
 	p.family("sluice_sessions_opened_total", "counter", "Connections handed to a worker.")
 	for _, k := range sortedKeys(m.sessionsOpened) {
@@ -315,15 +320,16 @@ func (s *Server) serveMetrics(ctx context.Context, l net.Listener) {
 }
 
 func (s *Server) gauges() gauges {
-	g := gauges{sessions: map[string]int{"pre_auth": 0, "post_auth": 0}, idleWorkers: len(s.idle)}
+	g := gauges{sessions: map[[2]string]int{{"ftp", "pre_auth"}: 0, {"ftp", "post_auth"}: 0}, idleWorkers: len(s.idle)}
 	s.mu.Lock()
 	for w := range s.workers {
 		w.mu.Lock()
+		proto := listenerProtocol(w.sess.Listener)
 		switch w.phase {
 		case phasePreAuth:
-			g.sessions["pre_auth"]++
+			g.sessions[[2]string{proto, "pre_auth"}]++
 		case phasePostAuth:
-			g.sessions["post_auth"]++
+			g.sessions[[2]string{proto, "post_auth"}]++
 		}
 		w.mu.Unlock()
 	}

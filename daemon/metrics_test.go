@@ -19,7 +19,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.login("ok")
 	m.spawned(3 * time.Millisecond)
 	var b strings.Builder
-	m.write(&b, gauges{sessions: map[string]int{"pre_auth": 1, "post_auth": 2}, idleWorkers: 4, banned: 1})
+	m.write(&b, gauges{sessions: map[[2]string]int{{"ftp", "pre_auth"}: 1, {"ftp", "post_auth"}: 2, {"sftp", "post_auth"}: 1}, idleWorkers: 4, banned: 1})
 	out := b.String()
 	for _, want := range []string{
 		`sluice_transfer_bytes_total{account="alice",direction="in"} 100`,
@@ -32,6 +32,7 @@ func TestMetricsExposition(t *testing.T) {
 		`sluice_hook_runs_total{action="exec",result="ok"} 1`,
 		`sluice_hook_runs_total{action="webhook",result="failed"} 2`,
 		`sluice_sessions{protocol="ftp",phase="post_auth"} 2`,
+		`sluice_sessions{protocol="sftp",phase="post_auth"} 1`,
 		`sluice_worker_spawn_seconds_bucket{le="0.005"} 1`,
 		`sluice_banned_addresses 1`,
 		`sluice_workers_idle 4`,

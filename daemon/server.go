@@ -479,7 +479,7 @@ func (s *Server) handoff(listener string, c *net.TCPConn) {
 		return
 	}
 	admitted = false // released by reaped() from now on
-	s.metrics.sessionOpened("ftp")
+	s.metrics.sessionOpened(listenerProtocol(listener))
 	w.mu.Lock()
 	missing := w.missing
 	w.mu.Unlock()
@@ -924,6 +924,19 @@ func sessionProtocol(si sessionInfo, m ipc.AuthRequest) string {
 	case strings.HasPrefix(si.Listener, sftpPrefix) || m.Method != "":
 		return policy.ProtoSFTP
 	case m.TLS || strings.HasPrefix(si.Listener, implicitPrefix):
+		return policy.ProtoFTPS
+	}
+	return policy.ProtoFTP
+}
+
+// listenerProtocol names a session's protocol from its listener, as the
+// supervisor knows it at accept: sftp, ftps (implicit), or ftp (which an
+// AUTH TLS may turn into FTPS later, out of the supervisor's sight).
+func listenerProtocol(listener string) string {
+	switch {
+	case strings.HasPrefix(listener, sftpPrefix):
+		return policy.ProtoSFTP
+	case strings.HasPrefix(listener, implicitPrefix):
 		return policy.ProtoFTPS
 	}
 	return policy.ProtoFTP
