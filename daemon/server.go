@@ -916,17 +916,19 @@ func passiveAddress(cfg *policy.Config) string {
 }
 
 // sessionProtocol names how a session came in, for the roles' protocols
-// limit: SFTP by its listener (or an SSH auth method), FTPS when the
-// worker reports TLS on the control connection, else plain FTP. (TLS is
-// the worker's word: the supervisor never sees the bytes.)
+// limit: its listener's protocol, refined by what the login shows (an SSH
+// auth method is SFTP; TLS on an FTP listener is explicit FTPS — the
+// worker's word: the supervisor never sees the bytes).
 func sessionProtocol(si sessionInfo, m ipc.AuthRequest) string {
+	p := listenerProtocol(si.Listener)
 	switch {
-	case strings.HasPrefix(si.Listener, sftpPrefix) || m.Method != "":
-		return policy.ProtoSFTP
-	case m.TLS || strings.HasPrefix(si.Listener, implicitPrefix):
-		return policy.ProtoFTPS
+	case p != policy.ProtoFTP:
+	case m.Method != "":
+		p = policy.ProtoSFTP
+	case m.TLS:
+		p = policy.ProtoFTPS
 	}
-	return policy.ProtoFTP
+	return p
 }
 
 // listenerProtocol names a session's protocol from its listener, as the

@@ -295,12 +295,9 @@ func (s *Server) serveWorker(w *worker) {
 			w.mu.Lock()
 			si := w.sess
 			if m.Kind == "transfer" {
+				// The transfer is over: its bytes join the session's
+				// totals (sluice status) and it is no longer in flight.
 				w.current = nil
-			}
-			w.mu.Unlock()
-			s.logs.event(si, m.Event)
-			if m.Kind == "transfer" {
-				w.mu.Lock()
 				if m.Dir == "in" {
 					w.bytesIn += m.Bytes
 				} else {
@@ -308,7 +305,10 @@ func (s *Server) serveWorker(w *worker) {
 				}
 				w.transfers++
 				w.lastPath = m.Path
-				w.mu.Unlock()
+			}
+			w.mu.Unlock()
+			s.logs.event(si, m.Event)
+			if m.Kind == "transfer" {
 				s.metrics.transfer(si.Account, m.Dir, m.Bytes, m.Duration, m.Code >= 200 && m.Code < 300)
 			}
 			if he, ok := sessionHookEvent(si, m.Event); ok {

@@ -385,37 +385,48 @@ func (p *cfgParser) ftp(t *tomlTable, f *FTPConfig) {
 	if t.str("tls", &f.TLS) && !isOneOf(f.TLS, "off", "optional", "required") {
 		t.ps.add(t.key("tls"), "unknown mode %q (want off, optional or required)", f.TLS)
 	}
-	var implicit []string
-	if t.strList("implicit_listen", &implicit) {
-		if len(implicit) > maxListeners {
-			t.ps.add(t.key("implicit_listen"), "%d addresses; at most %d", len(implicit), maxListeners)
-			implicit = nil
-		}
-		for i, s := range implicit {
-			k := fmt.Sprintf("%s[%d]", t.key("implicit_listen"), i)
-			ap, err := parseListen(s)
-			if err != nil {
-				t.ps.add(k, "%v", err)
-				continue
-			}
-			clash := false
-			for _, other := range append(append([]netip.AddrPort(nil), f.Listen...), f.ImplicitListen...) {
-				if ap == other || listenOverlaps(ap, other) {
-					t.ps.add(k, "%q clashes with %q (another FTP or FTPS listener)", s, other)
-					clash = true
-					break
-				}
-			}
-			if !clash {
-				f.ImplicitListen = append(f.ImplicitListen, ap)
-			}
-		}
-	}
+	taken := append(append([]netip.AddrPort(nil), f.Listen...), f.ImplicitListen...)
+	f.ImplicitListen = append(f.ImplicitListen, listenList(t, "implicit_listen", taken, "FTP or FTPS listener")...)
 	t.boolean("active", &f.Active)
 	t.boolean("passive", &f.Passive)
 	if !f.Active && !f.Passive {
 		t.ps.add(t.key("passive"), "active and passive are both false: no data connection (listings, transfers) could ever be opened")
 	}
+}
+
+// listenList reads the list of listen addresses under key, refusing each
+// one that clashes with taken (the listeners read so far, what names
+// them) or with an earlier entry of the list.
+func listenList(t *tomlTable, key string, taken []netip.AddrPort, what string) []netip.AddrPort {
+	var raw []string
+	if !t.strList(key, &raw) {
+		return nil
+	}
+	if len(raw) > maxListeners {
+		t.ps.add(t.key(key), "%d addresses; at most %d", len(raw), maxListeners)
+		return nil
+	}
+	var out []netip.AddrPort
+	for i, s := range raw {
+		k := fmt.Sprintf("%s[%d]", t.key(key), i)
+		ap, err := parseListen(s)
+		if err != nil {
+			t.ps.add(k, "%v", err)
+			continue
+		}
+		clash := false
+		for _, other := range append(taken[:len(taken):len(taken)], out...) {
+			if ap == other || listenOverlaps(ap, other) {
+				t.ps.add(k, "%q clashes with %q (another %s)", s, other, what)
+				clash = true
+				break
+			}
+		}
+		if !clash {
+			out = append(out, ap)
+		}
+	}
+	return out
 }
 
 // parseListen parses "host:port" where host is an IP literal.
@@ -509,32 +520,8 @@ func (p *cfgParser) tls(t *tomlTable, c *TLSConfig) {
 }
 
 func (p *cfgParser) sftp(t *tomlTable, c *SFTPConfig, f *FTPConfig) {
-	var listen []string
-	if t.strList("listen", &listen) {
-		if len(listen) > maxListeners {
-			t.ps.add(t.key("listen"), "%d addresses; at most %d", len(listen), maxListeners)
-			listen = nil
-		}
-		for i, s := range listen {
-			k := fmt.Sprintf("%s[%d]", t.key("listen"), i)
-			ap, err := parseListen(s)
-			if err != nil {
-				t.ps.add(k, "%v", err)
-				continue
-			}
-			clash := false
-			for _, other := range append(append(append([]netip.AddrPort(nil), f.Listen...), f.ImplicitListen...), c.Listen...) {
-				if ap == other || listenOverlaps(ap, other) {
-					t.ps.add(k, "%q clashes with %q (another listener)", s, other)
-					clash = true
-					break
-				}
-			}
-			if !clash {
-				c.Listen = append(c.Listen, ap)
-			}
-		}
-	}
+	taken := append(append(append([]netip.AddrPort(nil), f.Listen...), f.ImplicitListen...), c.Listen...)
+	c.Listen = append(c.Listen, listenList(t, "listen", taken, "listener")...)
 	if t.str("host_key_file", &c.HostKeyFile) && c.HostKeyFile != "" {
 		if strings.ContainsRune(c.HostKeyFile, 0) {
 			t.ps.add(t.key("host_key_file"), "must not contain NUL")

@@ -47,22 +47,8 @@ func cmdGroup(args []string, stdout, stderr io.Writer) int {
 		allow = fs.String("allow-from", "", "comma-separated CIDR networks the members may log in from (default: not set)")
 		fs.Var(&folders, "folder", "a folder of the group: /vpath=DIR (the group's roles' rights), /vpath=DIR:list,read or /vpath=DIR@role; repeatable")
 	}
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-	}
-	if *cfgPath == "" {
-		fmt.Fprintf(stderr, "sluice group %s: --config FILE is required (groups are kept in the config file)\n", sub)
-		return 2
-	}
-	if sub != "list" && name == "" {
-		fmt.Fprintf(stderr, "sluice group %s: which group? (sluice group %s NAME --config FILE)\n", sub, sub)
+	name, ok := parseEditArgs(fs, cfgPath, "group", sub, "group", args, stderr)
+	if !ok {
 		return 2
 	}
 	fail := func(err error) int {

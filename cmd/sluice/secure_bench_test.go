@@ -22,8 +22,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sluice-ftp/sluice/datapath"
 )
 
 func BenchmarkSecureRETR(b *testing.B) {
@@ -49,24 +47,7 @@ func BenchmarkSecureRETR(b *testing.B) {
 	plainSrv := []int{s.cmd.Process.Pid, pids[len(pids)-2]}
 	secSrv := []int{s.cmd.Process.Pid, pids[len(pids)-1]}
 
-	b.Run("FTP-RETR", func(b *testing.B) {
-		b.SetBytes(n)
-		var c cpuPerGiB
-		for b.Loop() {
-			d := plain.epsvDial()
-			before := procCPU(plainSrv...)
-			plain.cmd("RETR image.bin", 150)
-			res, err := datapath.Receive(null, d, false)
-			d.Close()
-			plain.expect(226)
-			c.cpu += procCPU(plainSrv...) - before
-			c.bytes += res.Bytes
-			if err != nil || res.Bytes != n {
-				b.Fatalf("%v %d", err, res.Bytes)
-			}
-		}
-		c.report(b)
-	})
+	b.Run("FTP-RETR", func(b *testing.B) { benchPlainRETR(b, plain, "image.bin", n, null, plainSrv) })
 	b.Run("FTPS-RETR", func(b *testing.B) {
 		b.SetBytes(n)
 		var c cpuPerGiB

@@ -40,23 +40,8 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		groups = fs.String("groups", "", "comma-separated groups the account belongs to (then --dir is optional)")
 		roles = fs.String("roles", "", "comma-separated roles of the account")
 	}
-	// Accept the name before or after the flags.
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-	}
-	if *cfgPath == "" {
-		fmt.Fprintf(stderr, "sluice user %s: --config FILE is required (accounts are kept in the config file)\n", sub)
-		return 2
-	}
-	if sub != "list" && name == "" {
-		fmt.Fprintf(stderr, "sluice user %s: which account? (sluice user %s NAME --config FILE)\n", sub, sub)
+	name, ok := parseEditArgs(fs, cfgPath, "user", sub, "account", args, stderr)
+	if !ok {
 		return 2
 	}
 	fail := func(err error) int {
