@@ -152,5 +152,13 @@ It prints live progress on a terminal, the tables above in Markdown
 (` + "`-md`" + `), JSON for scripts (` + "`-json`" + `) and the charts (` + "`-svg DIR`" + `);
 ` + "`sluice bench -h`" + ` lists the workloads and flags.
 `)
+	// Figures from the Go benchmarks (go test -bench) live beside this
+	// page in benchmarks-go.md, each with its date and command; they are
+	// appended so that every figure the project states is on this page,
+	// and kept when the harness rewrites it.
+	if extra, err := os.ReadFile(filepath.Join(filepath.Dir(page), "benchmarks-go.md")); err == nil {
+		b.WriteString("\n")
+		b.Write(extra)
+	}
 	return os.WriteFile(page, []byte(b.String()), 0o644)
 }
