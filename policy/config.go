@@ -28,14 +28,16 @@ import (
 // Config is a loaded, validated configuration. Relative paths in the file
 // have been resolved: every path in a Config is absolute and clean.
 type Config struct {
-	Server   ServerConfig
-	Log      LogConfig
-	FTP      FTPConfig
-	Limits   Limits
-	Metrics  MetricsConfig
-	TLS      TLSConfig
-	SFTP     SFTPConfig
-	Accounts []Account
+	Server  ServerConfig
+	Log     LogConfig
+	FTP     FTPConfig
+	Limits  Limits
+	Metrics MetricsConfig
+	// Accounting is [accounting]: byte counters and their persistence.
+	Accounting AccountingConfig
+	TLS        TLSConfig
+	SFTP       SFTPConfig
+	Accounts   []Account
 	// Roles are the built-in roles and the [[role]] tables, by name;
 	// Groups the [[group]] tables. Accounts are already resolved
 	// against them (Resolve).
@@ -146,6 +148,13 @@ type Limits struct {
 	BanWindow        time.Duration
 	BanDuration      time.Duration
 	FailDelay        time.Duration // delay before a failed-login reply
+	// UploadRate and DownloadRate cap all sessions of all accounts
+	// together (bytes/s; 0: unlimited).
+	UploadRate, DownloadRate int64
+	// QuotaWarnings are the percentages of a storage quota at which an
+	// upload's 226 reply carries a warning and a quota-warning event
+	// fires (ascending; default 80, 95).
+	QuotaWarnings []int
 }
 
 // Account is one [[account]].

@@ -145,8 +145,9 @@ disabled = true
 		},
 		Limits: Limits{MaxSessions: 10, MaxSessionsPerIP: 2, MaxSessionsPerAccount: 3, LoginTimeout: 10 * time.Second,
 			IdleTimeout: 90 * time.Minute, DataTimeout: 5 * time.Second, MaxLoginAttempts: 1, BanAfterFailures: 0,
-			BanWindow: time.Minute, BanDuration: 24 * time.Hour, FailDelay: 0},
-		Metrics: MetricsConfig{MaxAccounts: defaultMetricsAccounts},
+			BanWindow: time.Minute, BanDuration: 24 * time.Hour, FailDelay: 0, QuotaWarnings: []int{80, 95}},
+		Metrics:    MetricsConfig{MaxAccounts: defaultMetricsAccounts},
+		Accounting: defaultAccounting(),
 		Accounts: []Account{{
 			Name: "bob.smith-2_x", Password: demoHash0, UID: 1001, GID: 1002,
 			AllowFrom:   []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("198.51.100.7/32")},

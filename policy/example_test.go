@@ -78,7 +78,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		t.Fatalf("problems: %v", p.ps.list)
 	}
 	lookup := map[string]map[string]any{"": raw}
-	for _, k := range []string{"server", "log", "ftp", "limits", "hooks", "tls", "sftp"} {
+	for _, k := range []string{"server", "log", "ftp", "limits", "hooks", "tls", "sftp", "metrics", "accounting"} {
 		lookup[k], _ = raw[k].(map[string]any)
 	}
 	acct := rawAccounts(raw)[0]
@@ -116,7 +116,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		paths = append(paths, path)
 	}
 	slices.Sort(paths)
-	if want := []string{"", "account[0]", "account[0].folder[0]", "account[0].folder[1]", "ftp", "group[0]", "group[0].folder[0]", "hook[0]", "hook[1]", "hooks", "limits", "log", "metrics", "role[0]", "server", "sftp", "tls"}; !slices.Equal(paths, want) {
+	if want := []string{"", "account[0]", "account[0].folder[0]", "account[0].folder[1]", "accounting", "ftp", "group[0]", "group[0].folder[0]", "hook[0]", "hook[1]", "hooks", "limits", "log", "metrics", "role[0]", "server", "sftp", "tls"}; !slices.Equal(paths, want) {
 		t.Errorf("tables walked = %q, want %q", paths, want)
 	}
 }

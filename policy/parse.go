@@ -62,8 +62,10 @@ func defaultConfig() Config {
 			BanWindow:             10 * time.Minute,
 			BanDuration:           15 * time.Minute,
 			FailDelay:             time.Second,
+			QuotaWarnings:         []int{80, 95},
 		},
-		Metrics: MetricsConfig{MaxAccounts: defaultMetricsAccounts},
+		Accounting: defaultAccounting(),
+		Metrics:    MetricsConfig{MaxAccounts: defaultMetricsAccounts},
 	}
 }
 
@@ -164,6 +166,10 @@ func (p *cfgParser) config(raw map[string]any) *Config {
 	}
 	if t := root.sub("metrics"); t != nil {
 		p.metrics(t, &c.Metrics)
+		t.finish()
+	}
+	if t := root.sub("accounting"); t != nil {
+		p.accounting(t, &c.Accounting)
 		t.finish()
 	}
 	roles := p.roles(root)
@@ -543,6 +549,9 @@ func (p *cfgParser) limits(t *tomlTable, l *Limits) {
 	t.duration("ban_window", &l.BanWindow, time.Second, 30*durDay)
 	t.duration("ban_duration", &l.BanDuration, time.Second, 365*durDay)
 	t.duration("fail_delay", &l.FailDelay, 0, time.Minute)
+	t.integer("upload_rate", &l.UploadRate, 0, maxRateOrQuota)
+	t.integer("download_rate", &l.DownloadRate, 0, maxRateOrQuota)
+	quotaWarnings(t, &l.QuotaWarnings)
 }
 
 func (p *cfgParser) account(t *tomlTable, roles map[string]*Role, groups map[string]*Group) (Account, AccountLevel) {

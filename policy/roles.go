@@ -44,6 +44,23 @@ type AccessLimits struct {
 	DownloadRate int64          // bytes/s; 0: not set (unlimited)
 	QuotaBytes   int64          // 0: not set
 	QuotaFiles   int64          // 0: not set
+	// Per-session caps (bytes/s; 0: not set), beside the account's
+	// shared UploadRate/DownloadRate.
+	SessionUploadRate   int64
+	SessionDownloadRate int64
+	// Transfer quotas: bytes the account may upload (In) or download
+	// (Out) per TransferQuotaPeriod ("day" or "month", UTC). 0: not set.
+	TransferQuotaIn     int64
+	TransferQuotaOut    int64
+	TransferQuotaPeriod string
+}
+
+// Metered reports whether anything limits the account's transfers
+// (rates or quotas): its worker then announces every transfer to the
+// supervisor.
+func (l *AccessLimits) Metered() bool {
+	return l.UploadRate != 0 || l.DownloadRate != 0 || l.SessionUploadRate != 0 || l.SessionDownloadRate != 0 ||
+		l.QuotaBytes != 0 || l.QuotaFiles != 0 || l.TransferQuotaIn != 0 || l.TransferQuotaOut != 0
 }
 
 // Protocols a session can come in by.
@@ -231,6 +248,24 @@ func mergeLimits(levels []*AccessLimits) AccessLimits {
 		if l.QuotaFiles != 0 {
 			out.QuotaFiles = l.QuotaFiles
 		}
+		if l.SessionUploadRate != 0 {
+			out.SessionUploadRate = l.SessionUploadRate
+		}
+		if l.SessionDownloadRate != 0 {
+			out.SessionDownloadRate = l.SessionDownloadRate
+		}
+		if l.TransferQuotaIn != 0 {
+			out.TransferQuotaIn = l.TransferQuotaIn
+		}
+		if l.TransferQuotaOut != 0 {
+			out.TransferQuotaOut = l.TransferQuotaOut
+		}
+		if l.TransferQuotaPeriod != "" {
+			out.TransferQuotaPeriod = l.TransferQuotaPeriod
+		}
+	}
+	if out.TransferQuotaPeriod == "" && (out.TransferQuotaIn != 0 || out.TransferQuotaOut != 0) {
+		out.TransferQuotaPeriod = PeriodMonth
 	}
 	return out
 }
@@ -365,6 +400,21 @@ func (l *AccessLimits) Describe() []string {
 	}
 	if l.QuotaFiles != 0 {
 		out = append(out, fmt.Sprintf("quota_files=%d", l.QuotaFiles))
+	}
+	if l.SessionUploadRate != 0 {
+		out = append(out, fmt.Sprintf("session_upload_rate=%d B/s", l.SessionUploadRate))
+	}
+	if l.SessionDownloadRate != 0 {
+		out = append(out, fmt.Sprintf("session_download_rate=%d B/s", l.SessionDownloadRate))
+	}
+	if l.TransferQuotaIn != 0 {
+		out = append(out, fmt.Sprintf("transfer_quota_in=%d per %s", l.TransferQuotaIn, l.TransferQuotaPeriod))
+	}
+	if l.TransferQuotaOut != 0 {
+		out = append(out, fmt.Sprintf("transfer_quota_out=%d per %s", l.TransferQuotaOut, l.TransferQuotaPeriod))
+	}
+	if l.TransferQuotaPeriod != "" && l.TransferQuotaIn == 0 && l.TransferQuotaOut == 0 {
+		out = append(out, "transfer_quota_period="+l.TransferQuotaPeriod)
 	}
 	return out
 }

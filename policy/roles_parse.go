@@ -232,6 +232,14 @@ func (p *cfgParser) accessLimits(t *tomlTable, l *AccessLimits, withSessions boo
 	t.integer("download_rate", &l.DownloadRate, 0, maxRateOrQuota)
 	t.integer("quota_bytes", &l.QuotaBytes, 0, maxRateOrQuota)
 	t.integer("quota_files", &l.QuotaFiles, 0, maxRateOrQuota)
+	t.integer("session_upload_rate", &l.SessionUploadRate, 0, maxRateOrQuota)
+	t.integer("session_download_rate", &l.SessionDownloadRate, 0, maxRateOrQuota)
+	t.integer("transfer_quota_in", &l.TransferQuotaIn, 0, maxRateOrQuota)
+	t.integer("transfer_quota_out", &l.TransferQuotaOut, 0, maxRateOrQuota)
+	if t.str("transfer_quota_period", &l.TransferQuotaPeriod) && !isOneOf(l.TransferQuotaPeriod, PeriodDay, PeriodMonth) {
+		t.ps.add(t.key("transfer_quota_period"), "unknown period %q (want day or month)", l.TransferQuotaPeriod)
+		l.TransferQuotaPeriod = ""
+	}
 }
 
 // allowList parses allow_from entries.
