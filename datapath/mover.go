@@ -40,6 +40,14 @@ type Pacer interface {
 	Wait(n int) error
 }
 
+// Budget bounds the bytes one transfer may move (storage and transfer
+// quotas). Next is called when the bytes granted so far are used up (and
+// once before the first byte); it returns how many more bytes may move,
+// or an error that ends the transfer.
+type Budget interface {
+	Next() (int64, error)
+}
+
 // Options tunes SendWith and ReceiveWith. The zero value is what Send and
 // Receive use (apart from ASCII).
 type Options struct {
@@ -62,6 +70,8 @@ type Options struct {
 	// Progress, if set, is advanced by the bytes of every chunk as it is
 	// moved (sluice status shows it); it does not change the chunk size.
 	Progress *atomic.Int64
+	// Budget, if set, bounds the bytes the transfer may move (quotas).
+	Budget Budget
 
 	// hash, if set, follows the bytes Receive writes (Upload sets it).
 	hash *inline

@@ -71,6 +71,9 @@ type Account struct {
 	// is the hook for per-account bandwidth limits (the accounting
 	// layer); nil, or a nil result, means unpaced.
 	Pacer func(dir string) datapath.Pacer
+	// Meter, if set, is told of every transfer before it starts and
+	// bounds it (storage and transfer quotas); nil: no quotas.
+	Meter Meter
 	// Gate, if set, is asked before an operation that a pre-hook may
 	// veto: op is "pre-upload" (STOR, APPE, STOU) or "pre-download"
 	// (RETR), path the virtual path. A non-nil error refuses it with 550.

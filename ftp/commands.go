@@ -63,6 +63,7 @@ func init() {
 		"LIST": {fn: (*Session).cmdLIST},
 		"NLST": {fn: (*Session).cmdNLST},
 		"SITE": {fn: (*Session).cmdSITE},
+		"AVBL": {fn: (*Session).cmdAVBL},
 		"SYST": {fn: (*Session).cmdSYST, preLogin: true},
 		"STAT": {fn: (*Session).cmdSTAT},
 		"HELP": {fn: (*Session).cmdHELP, preLogin: true},
@@ -174,11 +175,13 @@ func (s *Session) cmdSITE(arg string) {
 	case "":
 		s.reply(501, "SITE needs a subcommand; SITE HELP lists them.")
 	case "HELP":
-		s.replyMulti(214, "The following SITE commands are recognized.", []string{"CHMOD", "HELP"}, "Help OK.")
+		s.replyMulti(214, "The following SITE commands are recognized.", []string{"CHMOD", "HELP", "QUOTA"}, "Help OK.")
 	case "CHMOD":
 		s.siteChmod(strings.TrimLeft(rest, " "))
+	case "QUOTA":
+		s.siteQuota()
 	default:
-		s.reply(502, "SITE command not supported: this server implements SITE CHMOD and SITE HELP.")
+		s.reply(502, "SITE command not supported: this server implements SITE CHMOD, SITE QUOTA and SITE HELP.")
 	}
 }
 

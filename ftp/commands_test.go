@@ -43,12 +43,17 @@ func TestMiscCommands(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(s.dir, "f.txt")); fi.Mode().Perm() != 0o644 {
 		t.Errorf("after SITE CHMOD 644, mode is %v", fi.Mode())
 	}
-	if got := c.cmd("SITE HELP", 214); got != "214-The following SITE commands are recognized.\n CHMOD\n HELP\n214 Help OK." {
+	if got := c.cmd("SITE HELP", 214); got != "214-The following SITE commands are recognized.\n CHMOD\n HELP\n QUOTA\n214 Help OK." {
 		t.Errorf("SITE HELP = %q", got)
 	}
-	if got := c.cmd("SITE FOO", 502); !strings.Contains(got, "SITE CHMOD and SITE HELP") {
+	if got := c.cmd("SITE FOO", 502); !strings.Contains(got, "SITE CHMOD, SITE QUOTA and SITE HELP") {
 		t.Errorf("SITE FOO = %q", got)
 	}
+	// No Meter: no quota to report.
+	if got := c.cmd("SITE QUOTA", 200); !strings.Contains(got, "No quota") {
+		t.Errorf("SITE QUOTA = %q", got)
+	}
+	c.cmd("AVBL", 550)
 	if got := c.cmd("SIZE f.txt", 213); got != "5" {
 		t.Errorf("SIZE = %q", got)
 	}

@@ -101,11 +101,15 @@ func (s *Session) cmdRETR(arg string) {
 		s.reply(554, "Requested action not taken: invalid REST parameter (beyond end of file).")
 		return
 	}
-	ascii, stall, pacer := s.ascii, s.dataTimeout(), s.pacer("out")
 	t := &transfer{verb: "RETR", path: p, name: p, dir: "out", file: f, size: fi.Size() - offset}
+	if t.meter, ok = s.meterBegin(MeterInfo{Dir: "out", Path: p, Existing: t.size}); !ok {
+		f.Close()
+		return
+	}
+	o := s.moveOptions(t)
 	s.replyf(150, "Opening %s mode data connection for %s (%d bytes).", s.modeName(), arg, t.size)
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
-		return sendFile(c, f, offset, ascii, stall, pacer, &t.moved)
+		return sendFile(c, f, offset, o)
 	})
 }
 
@@ -128,6 +132,11 @@ func (s *Session) cmdSTOR(arg string) {
 		s.beginUpload(up, "STOR", arg, p, p, datapath.UploadStore, offset)
 		return
 	}
+	m, ok := s.meterBegin(s.uploadInfo(p, "store"))
+	if !ok {
+		return
+	}
+	t := &transfer{verb: "STOR", path: p, name: p, dir: "in", base: offset, meter: m}
 	flag := os.O_TRUNC
 	if offset > 0 {
 		// Resume: the file must exist and be at least offset long. Growing
@@ -135,10 +144,12 @@ func (s *Session) cmdSTOR(arg string) {
 		// bug as zeros in the file.
 		fi, err := s.fs.Stat(p)
 		if err != nil {
+			s.meterCancel(m)
 			s.fail(err, p)
 			return
 		}
 		if offset > fi.Size() {
+			s.meterCancel(m)
 			s.reply(554, "Requested action not taken: invalid REST parameter (beyond end of file).")
 			return
 		}
@@ -146,6 +157,7 @@ func (s *Session) cmdSTOR(arg string) {
 	}
 	f, err := s.fs.Create(p, flag)
 	if err != nil {
+		s.meterCancel(m)
 		s.fail(err, p)
 		return
 	}
@@ -154,17 +166,27 @@ func (s *Session) cmdSTOR(arg string) {
 		// exactly the first offset bytes plus what the client sends.
 		if err := f.Truncate(offset); err != nil {
 			f.Close()
+			s.meterCancel(m)
 			s.fail(err, p)
 			return
 		}
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
 			f.Close()
+			s.meterCancel(m)
 			s.fail(err, p)
 			return
 		}
 	}
+	t.file = f
 	s.replyf(150, "Opening %s mode data connection for %s.", s.modeName(), arg)
-	s.receive(&transfer{verb: "STOR", path: p, name: p, dir: "in", file: f, base: offset})
+	s.receive(t)
+}
+
+// meterCancel ends a metered transfer that never started.
+func (s *Session) meterCancel(m Metering) {
+	if m != nil {
+		m.End(0, false)
+	}
 }
 
 // cmdAPPE appends to a file, creating it if needed (RFC 959). A REST
@@ -179,8 +201,13 @@ func (s *Session) cmdAPPE(arg string) {
 		s.beginUpload(up, "APPE", arg, p, p, datapath.UploadAppend, 0)
 		return
 	}
+	m, ok := s.meterBegin(s.uploadInfo(p, "append"))
+	if !ok {
+		return
+	}
 	f, err := s.fs.Create(p, os.O_APPEND)
 	if err != nil {
+		s.meterCancel(m)
 		s.fail(err, p)
 		return
 	}
@@ -189,7 +216,7 @@ func (s *Session) cmdAPPE(arg string) {
 		base = fi.Size()
 	}
 	s.replyf(150, "Opening %s mode data connection for %s.", s.modeName(), arg)
-	s.receive(&transfer{verb: "APPE", path: p, name: p, dir: "in", file: f, base: base})
+	s.receive(&transfer{verb: "APPE", path: p, name: p, dir: "in", file: f, base: base, meter: m})
 }
 
 // stouAttempts bounds the search for a free unique name.
@@ -218,6 +245,11 @@ func (s *Session) cmdSTOU(arg string) {
 	if !s.allowed(first, datapath.RightWrite) || !s.needDataSetup() || !s.gate("pre-upload", first) {
 		return
 	}
+	// A unique name is a new file, whichever one it turns out to be.
+	m, ok := s.meterBegin(MeterInfo{Dir: "in", Path: first, Mode: "store", Existing: -1})
+	if !ok {
+		return
+	}
 	for i := 0; i < stouAttempts; i++ {
 		p := first
 		if i > 0 {
@@ -230,6 +262,7 @@ func (s *Session) cmdSTOU(arg string) {
 				continue
 			}
 			if err != nil {
+				s.meterCancel(m)
 				s.fail(err, p)
 				return
 			}
@@ -238,7 +271,7 @@ func (s *Session) cmdSTOU(arg string) {
 				name = baseName(p)
 			}
 			s.reply(150, "FILE: "+name)
-			s.receiveInto(&transfer{verb: "STOU", path: p, name: name, dir: "in", file: u.File(), upload: u})
+			s.receiveInto(&transfer{verb: "STOU", path: p, name: name, dir: "in", file: u.File(), upload: u, meter: m})
 			return
 		}
 		f, err := s.fs.Create(p, os.O_EXCL)
@@ -246,6 +279,7 @@ func (s *Session) cmdSTOU(arg string) {
 			continue
 		}
 		if err != nil {
+			s.meterCancel(m)
 			s.fail(err, p)
 			return
 		}
@@ -254,18 +288,18 @@ func (s *Session) cmdSTOU(arg string) {
 			name = baseName(p)
 		}
 		s.reply(150, "FILE: "+name)
-		s.receive(&transfer{verb: "STOU", path: p, name: name, dir: "in", file: f})
+		s.receive(&transfer{verb: "STOU", path: p, name: name, dir: "in", file: f, meter: m})
 		return
 	}
+	s.meterCancel(m)
 	s.reply(553, "Could not find a unique file name; try again.")
 }
 
 // receive starts an upload into t.file.
 func (s *Session) receive(t *transfer) {
-	ascii, stall, pacer := s.ascii, s.dataTimeout(), s.pacer("in")
-	f := t.file
+	f, o := t.file, s.moveOptions(t)
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
-		return receiveFile(f, c, ascii, stall, pacer, &t.moved)
+		return receiveFile(f, c, o)
 	})
 }
 
@@ -274,8 +308,17 @@ func (s *Session) receive(t *transfer) {
 // is renamed into place when the transfer completes, and kept, with a
 // checkpoint of its digest, when it does not.
 func (s *Session) beginUpload(up Uploader, verb, arg, p, name string, mode datapath.UploadMode, offset int64) {
+	mm := "store"
+	if mode == datapath.UploadAppend {
+		mm = "append"
+	}
+	m, ok := s.meterBegin(s.uploadInfo(p, mm))
+	if !ok {
+		return
+	}
 	u, err := up.BeginUpload(p, mode, offset)
 	if err != nil {
+		s.meterCancel(m)
 		if errors.Is(err, datapath.ErrBadOffset) {
 			// RFC 3659 section 5.4.
 			s.reply(554, "Requested action not taken: invalid REST parameter (beyond end of file).")
@@ -285,15 +328,14 @@ func (s *Session) beginUpload(up Uploader, verb, arg, p, name string, mode datap
 		return
 	}
 	s.replyf(150, "Opening %s mode data connection for %s.", s.modeName(), arg)
-	s.receiveInto(&transfer{verb: verb, path: p, name: name, dir: "in", file: u.File(), base: u.Offset(), upload: u})
+	s.receiveInto(&transfer{verb: verb, path: p, name: name, dir: "in", file: u.File(), base: u.Offset(), upload: u, meter: m})
 }
 
 // receiveInto runs an atomic upload's transfer.
 func (s *Session) receiveInto(t *transfer) {
-	ascii, stall, pacer := s.ascii, s.dataTimeout(), s.pacer("in")
-	u := t.upload
+	u, o := t.upload, s.moveOptions(t)
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
-		return receiveUpload(u, c, ascii, stall, pacer, &t.moved)
+		return receiveUpload(u, c, o)
 	})
 }
 

@@ -36,9 +36,12 @@ func replyForErr(err error, subject string, op opKind) (int, string) {
 		prefix = subject + ": "
 	}
 	var re *replyError
+	var qe *QuotaError
 	switch {
 	case errors.As(err, &re):
 		return re.Code, prefix + re.Msg
+	case errors.As(err, &qe):
+		return qe.Code, prefix + qe.Msg
 	case errors.Is(err, errBadUTF8):
 		// RFC 959: 553 "File name not allowed".
 		return 553, "File name not allowed: not valid UTF-8."

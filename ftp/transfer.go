@@ -30,6 +30,7 @@ type transfer struct {
 	// kept as a resumable partial otherwise. file is its partial.
 	upload *datapath.Upload
 	digest string           // detail for the log: the committed XXH64 and how the digest resumed
+	meter  Metering         // the account's quota budget for it; nil: unmetered
 	final  *datapath.Record // the committed upload (size, XXH64), for hooks
 
 	// moved counts the bytes moved so far (datapath advances it per
@@ -183,13 +184,17 @@ func (s *Session) finishTransfer(r xferResult, quiet bool) {
 	default:
 		code, msg = replyForErr(r.err, t.name, opTransfer)
 	}
+	warning := ""
+	if t.meter != nil {
+		warning = t.meter.End(r.res.Bytes, t.final != nil && code == 226)
+	}
 	// Record before replying: once the client sees the reply, Summary and
 	// the audit log already include the transfer.
 	if t.dir != "" {
 		s.recordTransfer(t, r, code)
 	}
 	if !quiet {
-		s.reply(code, msg)
+		s.replyWithWarning(code, msg, warning)
 	} else {
 		s.mu.Lock()
 		s.sum.LastCode = code

@@ -7,6 +7,7 @@
 package sftp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,9 @@ type Server struct {
 	// Pacer, if set, paces one file's transfer ("in" or "out"): the
 	// account's bandwidth share, as ftp.Account.Pacer.
 	Pacer func(dir string) datapath.Pacer
+	// Meter, if set, bounds every file transfer by the account's quotas,
+	// as ftp.Account.Meter.
+	Meter ftp.Meter
 
 	mu      sync.Mutex
 	sum     ftp.Summary
@@ -126,7 +130,79 @@ func (s *Server) Fileread(r *pkgsftp.Request) (io.ReaderAt, error) {
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return &reader{s: s, f: f, path: p, start: time.Now(), pacer: s.pacer("out")}, nil
+	rd := &reader{s: s, f: f, path: p, start: time.Now(), pacer: s.pacer("out")}
+	if s.Meter != nil {
+		size := int64(-1)
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		m, err := s.Meter.Begin(context.Background(), ftp.MeterInfo{Dir: "out", Path: p, Existing: size})
+		if err != nil {
+			f.Close()
+			s.emit(ftp.Event{Kind: "transfer", Command: "SFTP-READ", Path: p, Dir: "out", Code: quotaCode(err), Mover: "sftp", Detail: err.Error()})
+			return nil, quotaErr(err)
+		}
+		rd.budget = &budget{m: m}
+	}
+	return rd, nil
+}
+
+// budget applies a Metering to SFTP reads and writes, which come at any
+// offset and possibly concurrently: the bytes it counts are the bytes
+// read (downloads) or the growth of the file (uploads).
+type budget struct {
+	m       ftp.Metering
+	mu      sync.Mutex
+	granted int64 // -1: unlimited
+	used    int64
+	started bool
+	err     error
+}
+
+// take asks for n more bytes and returns how many of them may move, and
+// the quota's error when that is fewer than n.
+func (b *budget) take(n int64) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return 0, b.err
+	}
+	for b.granted >= 0 && b.used+n > b.granted || !b.started {
+		more, err := b.m.Next()
+		b.started = true
+		if err != nil {
+			ok := max(b.granted-b.used, 0)
+			b.used += ok
+			b.err = err
+			return ok, err
+		}
+		if more < 0 {
+			b.granted = -1
+			break
+		}
+		b.granted += more
+	}
+	b.used += n
+	return n, nil
+}
+
+// quotaCode is the FTP-style code of a quota refusal (for the audit event).
+func quotaCode(err error) int {
+	var qe *ftp.QuotaError
+	if errors.As(err, &qe) {
+		return qe.Code
+	}
+	return 451
+}
+
+// quotaErr is a quota refusal as an SFTP status (SSH_FX_FAILURE with the
+// reply's text: SFTP v3 has no quota status).
+func quotaErr(err error) error {
+	var qe *ftp.QuotaError
+	if errors.As(err, &qe) {
+		return fmt.Errorf("%w: %s", pkgsftp.ErrSSHFxFailure, qe.Msg)
+	}
+	return mapErr(err)
 }
 
 func (s *Server) pacer(dir string) datapath.Pacer {
@@ -137,16 +213,26 @@ func (s *Server) pacer(dir string) datapath.Pacer {
 }
 
 type reader struct {
-	s     *Server
-	f     *os.File
-	path  string
-	start time.Time
-	n     atomic.Int64
-	err   error
-	pacer datapath.Pacer
+	s      *Server
+	f      *os.File
+	path   string
+	start  time.Time
+	n      atomic.Int64
+	err    error
+	pacer  datapath.Pacer
+	budget *budget
 }
 
 func (r *reader) ReadAt(b []byte, off int64) (int, error) {
+	if r.budget != nil {
+		ok, qerr := r.budget.take(int64(len(b)))
+		if qerr != nil {
+			if ok == 0 {
+				return 0, quotaErr(qerr)
+			}
+			b = b[:ok]
+		}
+	}
 	n, err := r.f.ReadAt(b, off)
 	r.n.Add(int64(n))
 	if r.pacer != nil && n > 0 {
@@ -166,6 +252,12 @@ func (r *reader) Close() error {
 	detail := ""
 	if r.err != nil {
 		code, detail = 426, r.err.Error()
+	}
+	if r.budget != nil {
+		if qe := r.budget.err; qe != nil {
+			code, detail = quotaCode(qe), qe.Error()
+		}
+		r.budget.m.End(n, false)
 	}
 	r.s.mu.Lock()
 	r.s.sum.BytesOut += n
@@ -199,11 +291,36 @@ func (s *Server) Filewrite(r *pkgsftp.Request) (io.WriterAt, error) {
 			offset = fi.Size()
 		}
 	}
+	var m ftp.Metering
+	if s.Meter != nil {
+		info := ftp.MeterInfo{Dir: "in", Path: p, Mode: "store", Existing: -1}
+		if mode == datapath.UploadAppend {
+			info.Mode = "append"
+		}
+		if fi, err := s.FS.Stat(p); err == nil && fi.Mode().IsRegular() {
+			info.Existing = fi.Size()
+		}
+		if ps, ok := s.FS.(interface{ PartialSize(string) (int64, error) }); ok {
+			if _, err := ps.PartialSize(p); err == nil {
+				info.Partial = true
+			}
+		}
+		if m, err = s.Meter.Begin(context.Background(), info); err != nil {
+			s.emit(ftp.Event{Kind: "transfer", Command: "SFTP-WRITE", Path: p, Dir: "in", Code: quotaCode(err), Mover: "sftp", Detail: err.Error()})
+			return nil, quotaErr(err)
+		}
+	}
 	u, err := s.FS.BeginUpload(p, mode, offset)
 	if err != nil {
+		if m != nil {
+			m.End(0, false)
+		}
 		return nil, mapErr(err)
 	}
-	w := &writer{s: s, u: u, f: u.File(), path: p, start: time.Now(), base: u.Offset(), pacer: s.pacer("in")}
+	w := &writer{s: s, u: u, f: u.File(), path: p, start: time.Now(), base: u.Offset(), end: u.Offset(), pacer: s.pacer("in")}
+	if m != nil {
+		w.budget = &budget{m: m}
+	}
 	s.mu.Lock()
 	if s.uploads == nil {
 		s.uploads = map[string]*writer{}
@@ -228,9 +345,32 @@ type writer struct {
 	mode  *fs.FileMode
 	mtime *time.Time
 	pacer datapath.Pacer
+	// budget bounds the file's growth past end, the highest offset
+	// written so far (writes arrive out of order and may overlap).
+	budget *budget
+	end    int64
 }
 
 func (w *writer) WriteAt(b []byte, off int64) (int, error) {
+	if w.budget != nil {
+		w.mu.Lock()
+		grow := off + int64(len(b)) - w.end
+		var qerr error
+		if grow > 0 {
+			var ok int64
+			ok, qerr = w.budget.take(grow)
+			w.end += ok
+			if qerr != nil {
+				b = b[:max(int64(len(b))-(grow-ok), 0)]
+			}
+		}
+		w.mu.Unlock()
+		if qerr != nil {
+			n, _ := w.f.WriteAt(b, off)
+			w.n.Add(int64(n))
+			return n, quotaErr(qerr)
+		}
+	}
 	n, err := w.f.WriteAt(b, off)
 	w.n.Add(int64(n))
 	if w.pacer != nil && n > 0 {
@@ -259,6 +399,9 @@ func (w *writer) Close() error {
 	n := w.n.Load()
 	ev := ftp.Event{Kind: "transfer", Command: "SFTP-WRITE", Path: w.path, Dir: "in", Bytes: n, Mover: "sftp", Code: 226}
 	var err error
+	if w.budget != nil && w.budget.err != nil && terr == nil {
+		terr = w.budget.err
+	}
 	if terr != nil {
 		w.u.Abort()
 		ev.Code, ev.Detail = 426, terr.Error()+"; partial kept for resume"
@@ -276,6 +419,14 @@ func (w *writer) Close() error {
 		}
 	}
 	ev.Duration = time.Since(w.start)
+	if w.budget != nil {
+		if qe := w.budget.err; qe != nil {
+			ev.Code = quotaCode(qe)
+		}
+		if warn := w.budget.m.End(n, ev.Code == 226); warn != "" {
+			ev.Detail = strings.TrimPrefix(ev.Detail+"; "+warn, "; ")
+		}
+	}
 	w.s.mu.Lock()
 	w.s.sum.BytesIn += n
 	if ev.Code == 226 {

@@ -52,6 +52,9 @@ const (
 	THookVerdict Type = 10 // supervisor → worker: the answer to HookCheck
 	TSign        Type = 11 // worker → supervisor: sign a handshake digest with a key the worker never holds
 	TSignReply   Type = 12 // supervisor → worker: the signature
+	TRates       Type = 13 // supervisor → worker: the session's bandwidth shares, whenever they change
+	TMeter       Type = 14 // worker → supervisor: a transfer begins, needs more bytes or ends; a quota query
+	TGrant       Type = 15 // supervisor → worker: the answer to Meter
 )
 
 func (t Type) String() string {
@@ -80,6 +83,12 @@ func (t Type) String() string {
 		return "sign"
 	case TSignReply:
 		return "sign-reply"
+	case TRates:
+		return "rates"
+	case TMeter:
+		return "meter"
+	case TGrant:
+		return "grant"
 	}
 	return fmt.Sprintf("type-%d", uint16(t))
 }
@@ -195,6 +204,83 @@ type AuthReply struct {
 	// RequireTLS and TLSReuse are the account's FTPS settings.
 	RequireTLS bool `json:"require_tls,omitempty"`
 	TLSReuse   bool `json:"tls_reuse,omitempty"`
+	// Metered: rates or quotas apply to the account, so the worker
+	// announces every transfer (Meter) and paces it by the shares the
+	// supervisor sends (Rates, the first of them here).
+	Metered bool   `json:"metered,omitempty"`
+	Rates   *Rates `json:"rates,omitempty"`
+}
+
+// Rates are the bandwidth one transfer of the session may use now, in
+// bytes per second per direction (0: unlimited): the smallest of the
+// account's rate divided by its running transfers, the global rate
+// divided by all running transfers, and the session's own cap. The
+// supervisor sends them whenever they change.
+type Rates struct {
+	In  uint64 `json:"in"`
+	Out uint64 `json:"out"`
+}
+
+// Meter operations.
+const (
+	MeterBegin = "begin" // a transfer is about to start
+	MeterMore  = "more"  // its grant is used up
+	MeterEnd   = "end"   // it is over
+	MeterQuery = "query" // AVBL, SITE QUOTA: the account's quotas
+)
+
+// Upload modes in Meter.Mode.
+const (
+	ModeStore  = "store"  // a new file, or one that replaces Existing when committed
+	ModeAppend = "append" // grows Existing (APPE)
+)
+
+// Meter tells the supervisor about one transfer of a metered account, so
+// that quotas hold across all the account's sessions. Begin and More are
+// answered by a Grant of bytes; End settles the account's usage. At most
+// one Meter is outstanding per worker.
+type Meter struct {
+	Op  string `json:"op"`
+	ID  uint64 `json:"id,omitempty"`  // the transfer, unique within the session
+	Dir string `json:"dir,omitempty"` // "in" (upload) or "out" (download)
+	// Path is the virtual path (Begin).
+	Path string `json:"path,omitempty"`
+	// Mode, Existing and Partial describe an upload (Begin): how it
+	// treats an existing file, that file's size (-1: none) and whether
+	// a resumable partial of it was already there.
+	Mode     string `json:"mode,omitempty"`
+	Existing int64  `json:"existing,omitempty"`
+	Partial  bool   `json:"partial,omitempty"`
+	// Used is the bytes the transfer moved so far (More, End).
+	Used int64 `json:"used,omitempty"`
+	// Committed: the upload was renamed into place (End).
+	Committed bool `json:"committed,omitempty"`
+}
+
+// Grant answers a Meter. On Begin and More, Bytes is how many more bytes
+// the transfer may move (-1: no limit) or, with OK false, Code and Msg
+// are the reply that refuses it. Quota describes the account's quotas
+// after the operation (Query, and an upload's End for the 226 warning).
+type Grant struct {
+	OK      bool       `json:"ok"`
+	Bytes   int64      `json:"bytes,omitempty"`
+	Code    int        `json:"code,omitempty"`
+	Msg     string     `json:"msg,omitempty"`
+	Warning string     `json:"warning,omitempty"`
+	Quota   *QuotaInfo `json:"quota,omitempty"`
+}
+
+// QuotaInfo is an account's standing against its quotas (0 limits: none).
+type QuotaInfo struct {
+	BytesUsed  int64  `json:"bytes_used"`
+	BytesLimit int64  `json:"bytes_limit,omitempty"`
+	FilesUsed  int64  `json:"files_used"`
+	FilesLimit int64  `json:"files_limit,omitempty"`
+	Period     string `json:"period,omitempty"` // "day" or "month" (transfer quotas)
+	InUsed     int64  `json:"in_used,omitempty"`
+	InLimit    int64  `json:"in_limit,omitempty"`
+	OutUsed    int64  `json:"out_used,omitempty"`
+	OutLimit   int64  `json:"out_limit,omitempty"`
 }
 
 // HookCheck asks whether an operation a pre-hook guards may go ahead. At
@@ -237,6 +323,9 @@ func (Shutdown) Type() Type    { return TShutdown }
 func (Confine) Type() Type     { return TConfine }
 func (Sign) Type() Type        { return TSign }
 func (SignReply) Type() Type   { return TSignReply }
+func (Rates) Type() Type       { return TRates }
+func (Meter) Type() Type       { return TMeter }
+func (Grant) Type() Type       { return TGrant }
 
 // Errors a peer can provoke. A supervisor that sees any of them from a
 // worker kills that worker.
@@ -295,6 +384,12 @@ func Decode(pkt []byte) (Message, error) {
 		m = &Sign{}
 	case TSignReply:
 		m = &SignReply{}
+	case TRates:
+		m = &Rates{}
+	case TMeter:
+		m = &Meter{}
+	case TGrant:
+		m = &Grant{}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint16(t))
 	}
@@ -331,6 +426,12 @@ func Decode(pkt []byte) (Message, error) {
 	case *Sign:
 		return *v, nil
 	case *SignReply:
+		return *v, nil
+	case *Rates:
+		return *v, nil
+	case *Meter:
+		return *v, nil
+	case *Grant:
 		return *v, nil
 	}
 	return nil, ErrUnknownType

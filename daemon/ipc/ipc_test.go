@@ -23,6 +23,13 @@ func TestRoundTrip(t *testing.T) {
 		Event{ftp.Event{Kind: "transfer", Path: "/a", Bytes: 10, Dir: "in"}},
 		Close{Summary: ftp.Summary{Account: "demo", BytesIn: 1}, Reason: "quit"},
 		Shutdown{Deadline: time.Unix(1700000000, 0).UTC()},
+		AuthReply{OK: true, Account: "demo", Metered: true, Rates: &Rates{In: 1 << 20, Out: 50e6}},
+		Rates{In: 0, Out: 25e6},
+		Meter{Op: MeterBegin, ID: 7, Dir: "in", Path: "/a.iso", Mode: ModeStore, Existing: -1},
+		Meter{Op: MeterEnd, ID: 7, Dir: "in", Used: 1 << 30, Committed: true},
+		Grant{OK: true, Bytes: -1},
+		Grant{Code: 552, Msg: "Quota exceeded."},
+		Grant{OK: true, Warning: "Quota warning: 85% used.", Quota: &QuotaInfo{BytesUsed: 85, BytesLimit: 100, Period: "day", OutLimit: 5}},
 	}
 	for _, m := range msgs {
 		pkt, err := Encode(m)
@@ -117,7 +124,7 @@ func FuzzDecode(f *testing.F) {
 	for _, m := range []Message{Ready{PID: 1}, AuthRequest{User: "u", Pass: "p"}, Close{}, Event{}, AuthReply{OK: true, Folders: []Folder{{Path: "/"}}},
 		Confine{Spec: policy.ConfineSpec{Require: true, Seccomp: policy.SeccompSpec{SwitchUser: true, UIDs: []uint32{1000}, GIDs: []uint32{1000}}}},
 		AuthReply{OK: true, Sandbox: &policy.ConfineSpec{Seccomp: policy.SeccompSpec{Write: true}}, Landlock: true},
-		Ready{PID: 2, Missing: []string{"x"}}} {
+		Ready{PID: 2, Missing: []string{"x"}}, Rates{In: 1}, Meter{Op: MeterMore, Used: 3}, Grant{OK: true, Quota: &QuotaInfo{}}} {
 		pkt, _ := Encode(m)
 		f.Add(pkt)
 	}
