@@ -111,13 +111,18 @@ struct {
 	__uint(pinning, SLUICE_PIN_BY_NAME);
 } totals SEC(".maps");
 
-// Not pinned: a fresh map per load (no socket outlives the daemon's
-// workers, and a stale base would miscount).
+// Pinned too: during a binary upgrade the old and the new supervisor's
+// programs are attached at once, and sessions of the old one outlive it.
+// With one shared per-socket state both count each byte once (counting is
+// by highest sequence, so a second look at a packet adds nothing), and the
+// new programs continue the old sockets' state. A socket's entry goes with
+// the socket, so nothing stale survives in it.
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct sluice_sock);
+	__uint(pinning, SLUICE_PIN_BY_NAME);
 } socks SEC(".maps");
 
 struct sluice_seg {

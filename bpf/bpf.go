@@ -28,6 +28,7 @@ const (
 	PinAccounts = "accounts" // cgroup id → struct sluice_account (counters)
 	PinLimits   = "limits"   // cgroup id → struct sluice_limits; key 0 = global
 	PinTotals   = "totals"   // [0] → struct sluice_account over every socket
+	PinSocks    = "socks"    // per-socket counting state (SK_STORAGE), shared across an upgrade
 )
 
 // MaxNameLen is the longest account name the map stores (char[32], NUL
@@ -504,7 +505,7 @@ func Unpin(pinDir string) error {
 
 func unpinAll(pinDir string) error {
 	var errs []error
-	for _, n := range []string{PinAccounts, PinLimits, PinTotals} {
+	for _, n := range []string{PinAccounts, PinLimits, PinTotals, PinSocks} {
 		if err := os.Remove(filepath.Join(pinDir, n)); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 		}

@@ -48,6 +48,10 @@ type ServerStatusLine struct {
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
 	Config  string    `json:"config"`
+	// Accounting is "ebpf" or "userspace"; AccountingNote says why not
+	// eBPF.
+	Accounting     string `json:"accounting"`
+	AccountingNote string `json:"accounting_note,omitempty"`
 }
 
 // SessionStatus is one live session.
@@ -78,12 +82,22 @@ type Transfer struct {
 	Rate      float64 `json:"rate_bps"`
 }
 
-// AccountStatus sums the live sessions of one account.
+// AccountStatus is one account: its live sessions (Sessions, BytesIn and
+// BytesOut sum them), its accounting counters (every data byte since the
+// counters began, across restarts), the rate over the last second, its
+// live data connections, and its quotas.
 type AccountStatus struct {
 	Account  string `json:"account"`
 	Sessions int    `json:"sessions"`
 	BytesIn  int64  `json:"bytes_in"`
 	BytesOut int64  `json:"bytes_out"`
+	// From the accounting counters.
+	TotalIn   uint64         `json:"total_in"`
+	TotalOut  uint64         `json:"total_out"`
+	RateIn    float64        `json:"rate_in_bps"`
+	RateOut   float64        `json:"rate_out_bps"`
+	DataConns uint64         `json:"data_conns"`
+	Quota     *ipc.QuotaInfo `json:"quota,omitempty"`
 }
 
 // BannedAddress is one entry of the ban list.
@@ -228,7 +242,9 @@ func (s *Server) liveWorkers() []*worker {
 }
 
 func (s *Server) status() AdminResponse {
-	r := AdminResponse{OK: true, Idle: len(s.idle), Server: &ServerStatusLine{PID: os.Getpid(), Started: s.started, Config: s.config().Source}}
+	cfg := s.config()
+	r := AdminResponse{OK: true, Idle: len(s.idle), Server: &ServerStatusLine{PID: os.Getpid(), Started: s.started, Config: cfg.Source,
+		Accounting: s.meter.mode, AccountingNote: s.meter.reason}}
 	accts := map[string]*AccountStatus{}
 	for _, w := range s.liveWorkers() {
 		w.mu.Lock()
@@ -262,6 +278,26 @@ func (s *Server) status() AdminResponse {
 		}
 	}
 	sort.Slice(r.Sessions, func(i, j int) bool { return r.Sessions[i].Since.Before(r.Sessions[j].Since) })
+	// Every account with a session, a byte counted or a quota.
+	for i := range cfg.Accounts {
+		acct := &cfg.Accounts[i]
+		c := s.meter.counters(acct.Name)
+		a := accts[acct.Name]
+		quota := s.meter.usage.tracked(acct.Name) || acct.Limits.TransferQuotaIn != 0 || acct.Limits.TransferQuotaOut != 0
+		if a == nil && c.BytesIn == 0 && c.BytesOut == 0 && !quota {
+			continue
+		}
+		if a == nil {
+			a = &AccountStatus{Account: acct.Name}
+			accts[acct.Name] = a
+		}
+		a.TotalIn, a.TotalOut, a.DataConns = c.BytesIn, c.BytesOut, c.Conns
+		a.RateIn, a.RateOut = s.meter.rate(acct.Name)
+		if quota {
+			q := s.quotaInfo(acct, nil)
+			a.Quota = &q
+		}
+	}
 	for _, a := range accts {
 		r.Accounts = append(r.Accounts, *a)
 	}

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/sluice-ftp/sluice/daemon/ipc"
+
 	"context"
 	"fmt"
 	"io"
@@ -158,6 +160,17 @@ type gauges struct {
 	sessions    map[[2]string]int // protocol, phase
 	idleWorkers int
 	banned      int
+	// Accounting: the mode, and per account (at most max_accounts of
+	// them, first by name) the counters and quota standing.
+	accounting string
+	accounts   []acctGauge
+}
+
+// acctGauge is one account's accounting figures at scrape time.
+type acctGauge struct {
+	name    string
+	in, out uint64
+	quota   *ipc.QuotaInfo
 }
 
 // write renders every series, sorted, so the output is stable.
@@ -220,6 +233,29 @@ func (m *metrics) write(w io.Writer, g gauges) {
 	}
 	p.family("sluice_worker_crashes_total", "counter", "Workers that died with a session and without saying goodbye.")
 	p.sample("sluice_worker_crashes_total", "", float64(m.workerCrashes))
+	p.family("sluice_accounting_mode", "gauge", "1 for the accounting mode in use: ebpf (kernel counters) or userspace (workers' reports).")
+	p.sample("sluice_accounting_mode", labels("mode", g.accounting), 1)
+	p.family("sluice_account_data_bytes_total", "counter", "Data payload bytes counted by the accounting layer, by account and direction (in: upload); kept across restarts.")
+	for _, a := range g.accounts {
+		p.sample("sluice_account_data_bytes_total", labels("account", a.name, "direction", "in"), float64(a.in))
+		p.sample("sluice_account_data_bytes_total", labels("account", a.name, "direction", "out"), float64(a.out))
+	}
+	p.family("sluice_quota_used", "gauge", "Quota usage by account and quota: storage_bytes, storage_files, transfer_in_bytes, transfer_out_bytes (this period).")
+	for _, a := range g.accounts {
+		if q := a.quota; q != nil {
+			eachQuota(q, func(kind string, used, _ int64) {
+				p.sample("sluice_quota_used", labels("account", a.name, "quota", kind), float64(used))
+			})
+		}
+	}
+	p.family("sluice_quota_limit", "gauge", "Quota limits by account and quota (only quotas that are set).")
+	for _, a := range g.accounts {
+		if q := a.quota; q != nil {
+			eachQuota(q, func(kind string, _, limit int64) {
+				p.sample("sluice_quota_limit", labels("account", a.name, "quota", kind), float64(limit))
+			})
+		}
+	}
 	p.family("sluice_hook_runs_total", "counter", "Hook runs (exec or webhook), by result; retries count again.")
 	hk := make([][2]string, 0, len(m.hookRuns))
 	for k := range m.hookRuns {
@@ -335,5 +371,41 @@ func (s *Server) gauges() gauges {
 	}
 	s.mu.Unlock()
 	g.banned = s.auth.bannedCount()
+	g.accounting = s.meter.mode
+	cfg := s.config()
+	names := make([]string, 0, len(cfg.Accounts))
+	for i := range cfg.Accounts {
+		names = append(names, cfg.Accounts[i].Name)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if len(g.accounts) >= cfg.Metrics.MaxAccounts {
+			break
+		}
+		acct := cfg.Account(n)
+		c := s.meter.counters(n)
+		a := acctGauge{name: n, in: c.BytesIn, out: c.BytesOut}
+		if s.meter.usage.tracked(n) || acct.Limits.TransferQuotaIn != 0 || acct.Limits.TransferQuotaOut != 0 {
+			q := s.quotaInfo(acct, nil)
+			a.quota = &q
+		}
+		g.accounts = append(g.accounts, a)
+	}
 	return g
+}
+
+// eachQuota calls f for every quota of q that is set.
+func eachQuota(q *ipc.QuotaInfo, f func(kind string, used, limit int64)) {
+	if q.BytesLimit > 0 {
+		f("storage_bytes", q.BytesUsed, q.BytesLimit)
+	}
+	if q.FilesLimit > 0 {
+		f("storage_files", q.FilesUsed, q.FilesLimit)
+	}
+	if q.InLimit > 0 {
+		f("transfer_in_bytes", q.InUsed, q.InLimit)
+	}
+	if q.OutLimit > 0 {
+		f("transfer_out_bytes", q.OutUsed, q.OutLimit)
+	}
 }

@@ -50,6 +50,7 @@ type Server struct {
 	metricsAddr string
 	sandbox     sandboxState
 	hooks       *hookRunner
+	meter       *meter                  // byte counters, shares, quotas (accounting.go)
 	tls         atomic.Pointer[tlsKeys] // nil when no listener offers FTPS
 	ssh         atomic.Pointer[sshKeys] // nil when there is no SFTP listener
 
@@ -141,6 +142,15 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	if err := s.loadKeys(cfg); err != nil {
 		return err
 	}
+	m, err := newMeter(cfg, log)
+	if err != nil {
+		return err
+	}
+	s.meter = m
+	defer m.close()
+	stopRates := make(chan struct{})
+	defer close(stopRates)
+	go s.rateLoop(stopRates)
 	var addrs []string
 	for _, a := range listenerNames(cfg) {
 		l, err := listen(listenerAddr(a))
@@ -766,10 +776,24 @@ func (s *Server) handleAuth(w *worker, m ipc.AuthRequest) bool {
 		reply.Landlock = true
 		files = append(files, layer2) // closed by the deferred loop above
 	}
+	// Into the account's cgroup before the reply: the data sockets the
+	// worker opens from now on are the account's in the kernel's counters.
+	proto := sessionProtocol(si, m)
+	kernel := s.meter.enter(w.pid(), acct.Name)
+	reply.Metered = metered(cfg, acct)
+	var rates ipc.Rates
+	if reply.Metered {
+		rates = s.sessionRates(cfg, acct)
+		reply.Rates = &rates
+	}
 	w.mu.Lock()
 	w.loggedIn = acct.Name
 	w.sess.Account = acct.Name
 	w.phase = phasePostAuth
+	w.proto = proto
+	w.metered = reply.Metered
+	w.userCounted = !kernel || proto == policy.ProtoSFTP
+	w.rates = rates
 	si = w.sess
 	w.mu.Unlock()
 	s.metrics.login("ok")
@@ -814,6 +838,7 @@ func (s *Server) reload() {
 	s.cfg.Store(cfg)
 	s.generation.Add(1)
 	s.auth.reload(cfg)
+	s.meter.register(cfg)
 	if err := s.loadKeys(cfg); err != nil {
 		s.logs.Ops.Error().Err(err).Msg("reload: FTPS certificate unusable; keeping the previous one")
 	}

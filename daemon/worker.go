@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-ftp/sluice/accounting"
 	"github.com/sluice-ftp/sluice/daemon/ipc"
 	"github.com/sluice-ftp/sluice/datapath"
 	"github.com/sluice-ftp/sluice/ftp"
@@ -69,7 +70,8 @@ func RunWorker() int {
 		fmt.Fprintln(os.Stderr, "sluice worker: client connection:", err)
 		return 1
 	}
-	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1), verdicts: make(chan ipc.HookVerdict, 1), signReplies: make(chan ipc.SignReply, 1)}
+	w := &workerSession{ipc: conn, start: start, replies: make(chan authReply, 1), verdicts: make(chan ipc.HookVerdict, 1),
+		signReplies: make(chan ipc.SignReply, 1), grants: make(chan ipc.Grant, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.readSupervisor(cancel)
@@ -188,6 +190,13 @@ type workerSession struct {
 	sshAcct     *ftp.Account // the SFTP session's login
 	signMu      sync.Mutex
 	signReplies chan ipc.SignReply
+
+	// Accounting: the shares the supervisor pushes (Rates), and the
+	// Meter exchange, one at a time (worker_meter.go).
+	shares  accounting.ShareBox
+	meterMu sync.Mutex
+	grants  chan ipc.Grant
+	meterID atomic.Uint64
 }
 
 // readSupervisor dispatches what the supervisor sends during the session:
@@ -214,6 +223,14 @@ func (w *workerSession) readSupervisor(cancel context.CancelFunc) {
 		case ipc.SignReply:
 			select {
 			case w.signReplies <- m:
+			default: // nobody asked: drop
+			}
+		case ipc.Rates:
+			w.shares.Set(accounting.In, m.In)
+			w.shares.Set(accounting.Out, m.Out)
+		case ipc.Grant:
+			select {
+			case w.grants <- m:
 			default: // nobody asked: drop
 			}
 		default:
@@ -301,6 +318,14 @@ func (w *workerSession) login(ctx context.Context, req ipc.AuthRequest) (*ftp.Ac
 	if len(r.Gates) > 0 {
 		gates := r.Gates
 		acct.Gate = func(ctx context.Context, op, path string) error { return w.gate(ctx, gates, op, path) }
+	}
+	if r.Metered {
+		if r.Rates != nil {
+			w.shares.Set(accounting.In, r.Rates.In)
+			w.shares.Set(accounting.Out, r.Rates.Out)
+		}
+		acct.Pacer = w.pacer
+		acct.Meter = workerMeter{w}
 	}
 	return acct, nil
 }

@@ -99,7 +99,7 @@ func (w *workerSession) serveSSH(ctx context.Context, nc net.Conn) (ftp.Summary,
 		<-ctx.Done()
 		conn.Close()
 	}()
-	srv := &sftp.Server{FS: w.tree, Events: w, Detail: detail, Pacer: w.sshAcct.Pacer}
+	srv := &sftp.Server{FS: w.tree, Events: w, Detail: detail, Pacer: w.sshAcct.Pacer, Meter: w.sshAcct.Meter}
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
 			nch.Reject(ssh.Prohibited, "only SFTP sessions are served")

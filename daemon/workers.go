@@ -53,6 +53,8 @@ var requestTable = []request{
 	// before login, data connections' after. Rate-limited per worker
 	// (signRate in keys.go), not counted here.
 	{ipc.TSign, []phase{phasePreAuth, phasePostAuth}, 0},
+	// Metered sessions' transfers (quotas); handleMeter checks the rest.
+	{ipc.TMeter, []phase{phasePostAuth}, 0},
 }
 
 // allowed checks a request against the table.
@@ -103,6 +105,15 @@ type worker struct {
 	tlsKeys  *tlsKeys // the FTPS key whose chain this worker was given
 	sshKey   *sshKeys // the SSH host key, for an SFTP session
 	signs    signBucket
+
+	// Accounting (meter_wire.go), set at login.
+	proto       string    // policy.ProtoFTP, ProtoFTPS or ProtoSFTP
+	metered     bool      // rates or quotas apply: the worker sends Meter
+	userCounted bool      // the kernel does not count it: the ledger does
+	rates       ipc.Rates // the shares last sent
+	xfers       map[uint64]*meterXfer
+	ftpCounted  int64            // bytes of the running FTP transfer in the ledger
+	sftpEnded   map[string]int64 // SFTP transfers ended, counted so far, by path
 }
 
 func (w *worker) pid() int { return w.cmd.Process.Pid }
@@ -187,13 +198,15 @@ func (s *Server) spawnWorker() (*worker, error) {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	w := &worker{
-		cmd:     cmd,
-		ipc:     local,
-		ready:   make(chan struct{}),
-		exited:  make(chan struct{}),
-		gen:     s.generation.Load(),
-		counts:  map[ipc.Type]int{},
-		started: started,
+		cmd:       cmd,
+		ipc:       local,
+		ready:     make(chan struct{}),
+		exited:    make(chan struct{}),
+		gen:       s.generation.Load(),
+		counts:    map[ipc.Type]int{},
+		xfers:     map[uint64]*meterXfer{},
+		sftpEnded: map[string]int64{},
+		started:   started,
 	}
 	s.track(w)
 	// The worker's first message from us: how to confine itself. It says
@@ -282,6 +295,10 @@ func (s *Server) serveWorker(w *worker) {
 			if !s.handleSign(w, m) {
 				return
 			}
+		case ipc.Meter:
+			if !s.handleMeter(w, m) {
+				return
+			}
 		case ipc.Event:
 			if m.Kind == "progress" {
 				// The running transfer, for sluice status only: not an
@@ -290,7 +307,14 @@ func (s *Server) serveWorker(w *worker) {
 				ev := m.Event
 				w.current = &ev
 				w.mu.Unlock()
+				s.countEvent(w, m.Event)
 				continue
+			}
+			switch m.Kind {
+			case "transfer":
+				s.countEvent(w, m.Event)
+			case "delete", "rename":
+				s.fileEvent(w, m.Event)
 			}
 			w.mu.Lock()
 			si := w.sess
@@ -334,6 +358,7 @@ func (s *Server) serveWorker(w *worker) {
 // crashed (invariant 6: only its own session is affected).
 func (s *Server) reaped(w *worker, waitErr error) {
 	s.untrack(w)
+	s.endMetered(w)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.loggedIn != "" {
@@ -381,4 +406,32 @@ func (s *Server) reaped(w *worker, waitErr error) {
 		s.hooks.fire(he)
 	}
 	s.releaseConn(w.sess.Remote)
+}
+
+// endMetered closes the metered transfers a worker left open when it
+// exited: their reservations are released and their live counts end. An
+// upload cut short that way wrote bytes nobody reported, so the account's
+// storage is counted again.
+func (s *Server) endMetered(w *worker) {
+	w.mu.Lock()
+	xs := w.xfers
+	w.xfers = nil
+	name := w.loggedIn
+	if name == "" {
+		name = w.sess.Account
+	}
+	w.mu.Unlock()
+	recount := false
+	for _, x := range xs {
+		if x.storage && x.reserved > 0 {
+			s.meter.usage.add(x.real, 0, 0, -x.reserved)
+		}
+		if x.done != nil {
+			x.done()
+		}
+		recount = recount || x.storage
+	}
+	if recount && name != "" {
+		go s.meter.usage.rescan(name)
+	}
 }

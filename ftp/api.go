@@ -133,6 +133,13 @@ type Event struct {
 	// final name (Kind "transfer", Dir "in", Code 226): for hooks.
 	Size  int64  `json:",omitempty"`
 	XXH64 string `json:",omitempty"`
+	// File: Path named a regular file of Size bytes (Kind "delete",
+	// "rename"); Replaced: a rename replaced a regular file of
+	// ReplacedSize bytes at Path2. The supervisor keeps storage quota
+	// usage from them.
+	File         bool  `json:",omitempty"`
+	Replaced     bool  `json:",omitempty"`
+	ReplacedSize int64 `json:",omitempty"`
 }
 
 // EventSink receives a session's audit events. It must not block for long.

@@ -143,6 +143,11 @@ func (s *Session) fsChange(arg, kind string, right datapath.Rights, apply func(s
 		return
 	}
 	ev := Event{Kind: kind, Path: p}
+	if kind == "delete" {
+		if fi, err := s.fs.Stat(p); err == nil && fi.Mode().IsRegular() {
+			ev.File, ev.Size = true, fi.Size()
+		}
+	}
 	if err := apply(p); err != nil {
 		ev.Code, ev.Detail = s.fail(err, p), err.Error()
 	} else {
@@ -178,7 +183,7 @@ func (s *Session) cmdRNTO(arg string) {
 	if !ok || !s.allowed(from, datapath.RightRename) || !s.allowed(to, datapath.RightRename) {
 		return
 	}
-	ev := Event{Kind: "rename", Path: from, Path2: to}
+	ev := renameEvent(s.fs, from, to)
 	if err := s.fs.Rename(from, to); err != nil {
 		ev.Code, ev.Detail = s.fail(err, to), err.Error()
 	} else {
@@ -325,4 +330,27 @@ func (s *Session) cmdSTATPath(arg string) {
 		return
 	}
 	s.replyMulti(213, "Status of "+p+":", lines, "End of status")
+}
+
+// renameEvent is the event of a rename about to happen, with what the
+// storage quota needs: whether it moves a regular file, and what it
+// replaces.
+func renameEvent(fsys interface {
+	Stat(string) (fs.FileInfo, error)
+}, from, to string) Event {
+	ev := Event{Kind: "rename", Path: from, Path2: to}
+	if fi, err := fsys.Stat(from); err == nil && fi.Mode().IsRegular() {
+		ev.File, ev.Size = true, fi.Size()
+	}
+	if fi, err := fsys.Stat(to); err == nil && fi.Mode().IsRegular() {
+		ev.Replaced, ev.ReplacedSize = true, fi.Size()
+	}
+	return ev
+}
+
+// RenameEvent is renameEvent for the SFTP subsystem.
+func RenameEvent(fsys interface {
+	Stat(string) (fs.FileInfo, error)
+}, from, to string) Event {
+	return renameEvent(fsys, from, to)
 }

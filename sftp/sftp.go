@@ -451,13 +451,18 @@ func (s *Server) Filecmd(r *pkgsftp.Request) error {
 	case "Rmdir":
 		ev.Kind, err = "delete", s.FS.Rmdir(p)
 	case "Remove":
+		if fi, serr := s.FS.Stat(p); serr == nil && fi.Mode().IsRegular() {
+			ev.File, ev.Size = true, fi.Size()
+		}
 		ev.Kind, err = "delete", s.FS.Remove(p)
 	case "Rename", "PosixRename":
 		var to string
 		if to, err = clean(r.Target); err != nil {
 			return err
 		}
-		ev.Kind, ev.Path2, err = "rename", to, s.FS.Rename(p, to)
+		ev = ftp.RenameEvent(s.FS, p, to)
+		ev.Code = 250
+		err = s.FS.Rename(p, to)
 	case "Setstat":
 		return s.setstat(p, r)
 	case "Symlink", "Link":

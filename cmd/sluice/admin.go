@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-ftp/sluice/daemon"
+	"github.com/sluice-ftp/sluice/daemon/ipc"
 	"github.com/sluice-ftp/sluice/policy"
 )
 
@@ -96,8 +97,12 @@ func isDigits(s string) bool {
 
 func printStatus(w io.Writer, r daemon.AdminResponse) {
 	if r.Server != nil {
-		fmt.Fprintf(w, "sluice pid %d, up %s, config %s; %d sessions, %d idle workers\n\n",
-			r.Server.PID, time.Since(r.Server.Started).Round(time.Second), r.Server.Config, len(r.Sessions), r.Idle)
+		fmt.Fprintf(w, "sluice pid %d, up %s, config %s; %d sessions, %d idle workers; accounting: %s\n",
+			r.Server.PID, time.Since(r.Server.Started).Round(time.Second), r.Server.Config, len(r.Sessions), r.Idle, r.Server.Accounting)
+		if r.Server.AccountingNote != "" {
+			fmt.Fprintf(w, "  (not eBPF: %s)\n", r.Server.AccountingNote)
+		}
+		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SESSION\tACCOUNT\tCLIENT\tPHASE\tPID\tFOR\tIN\tOUT\tLAST FILE")
@@ -133,9 +138,10 @@ func printStatus(w io.Writer, r daemon.AdminResponse) {
 	if len(r.Accounts) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ACCOUNT\tSESSIONS\tIN\tOUT")
+		fmt.Fprintln(tw, "ACCOUNT\tSESSIONS\tTOTAL IN\tTOTAL OUT\tRATE IN\tRATE OUT\tQUOTA")
 		for _, a := range r.Accounts {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", a.Account, a.Sessions, humanBytes(a.BytesIn), humanBytes(a.BytesOut))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s/s\t%s/s\t%s\n", a.Account, a.Sessions, humanBytes(int64(a.TotalIn)), humanBytes(int64(a.TotalOut)),
+				humanBytes(int64(a.RateIn)), humanBytes(int64(a.RateOut)), quotaSummary(a.Quota))
 		}
 		tw.Flush()
 	}
@@ -194,4 +200,28 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s requested from pid %d; the server log says how it went\n", what, resp.Server.PID)
 	return 0
+}
+
+// quotaSummary renders an account's quotas in one cell.
+func quotaSummary(q *ipc.QuotaInfo) string {
+	if q == nil {
+		return "-"
+	}
+	var parts []string
+	if q.BytesLimit > 0 {
+		parts = append(parts, fmt.Sprintf("%s of %s (%d%%)", humanBytes(q.BytesUsed), humanBytes(q.BytesLimit), q.BytesUsed*100/q.BytesLimit))
+	}
+	if q.FilesLimit > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d files", q.FilesUsed, q.FilesLimit))
+	}
+	if q.InLimit > 0 {
+		parts = append(parts, fmt.Sprintf("up %s of %s/%s", humanBytes(q.InUsed), humanBytes(q.InLimit), q.Period))
+	}
+	if q.OutLimit > 0 {
+		parts = append(parts, fmt.Sprintf("down %s of %s/%s", humanBytes(q.OutUsed), humanBytes(q.OutLimit), q.Period))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, "; ")
 }

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-ftp/sluice/bpf"
 	"github.com/sluice-ftp/sluice/policy"
 )
 
@@ -114,6 +115,9 @@ type server struct {
 	port    int
 	log     *syncBuffer
 	done    chan struct{}
+	// The server's own eBPF accounting cgroup and pin directory ("" when
+	// not root: user-space accounting).
+	cgroup, pinDir string
 }
 
 type syncBuffer struct {
@@ -142,6 +146,10 @@ type serverOpts struct {
 	extraTables   string // whole tables ([metrics] …) before the accounts
 	audit         string // log.audit; "" means stdout
 	ipv6          bool   // also listen on [::1]
+	// accounting: lines of [accounting]. As root every server gets a
+	// cgroup and a pin directory of its own (removed when it stops),
+	// so that parallel tests never share counters.
+	accounting string
 }
 
 var demoHash = sync.OnceValue(func() string {
@@ -211,6 +219,9 @@ fail_delay = "10ms"
 
 %s
 
+[accounting]
+%s
+
 [[account]]
 name = "demo"
 password = %q
@@ -222,7 +233,7 @@ gid = %d
   rights = ["all"]
 %s
 `, filepath.Join(dir, "state"), serverLines(o), auditDest(o), filepath.Join(dir, "xferlog"), listen, pmin, pmax, o.extraFTP, o.limits, o.extraTables,
-		demoHash(), accountUID, accountUID, s.root, o.extraAccounts)
+		s.accountingLines(o), demoHash(), accountUID, accountUID, s.root, o.extraAccounts)
 	s.cfgPath = filepath.Join(dir, "sluice.toml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -438,3 +449,32 @@ func auditDest(o serverOpts) string {
 	}
 	return "stdout"
 }
+
+// accountingLines gives the server its own eBPF cgroup and pin directory
+// when it can have them (root, cgroup v2), and removes them after it
+// stops; o.accounting is added.
+func (s *server) accountingLines(o serverOpts) string {
+	lines := o.accounting
+	if os.Geteuid() != 0 || !bpf.IsCgroup2(cgroupV2Root) || strings.Contains(lines, "cgroup =") {
+		return lines
+	}
+	tag := fmt.Sprintf("sluice-test-%d-%s", os.Getpid(), filepath.Base(s.dir))
+	s.cgroup = filepath.Join(cgroupV2Root, tag)
+	s.pinDir = filepath.Join("/sys/fs/bpf", tag)
+	s.t.Cleanup(func() {
+		// After stop (cleanups run last-in first-out): no process is
+		// left in the account cgroups.
+		entries, _ := os.ReadDir(s.cgroup)
+		for _, e := range entries {
+			if e.IsDir() {
+				os.Remove(filepath.Join(s.cgroup, e.Name()))
+			}
+		}
+		os.Remove(s.cgroup)
+		bpf.Unpin(s.pinDir)
+	})
+	return fmt.Sprintf("cgroup = %q\npin_dir = %q\n%s", s.cgroup, s.pinDir, lines)
+}
+
+// cgroupV2Root is the cgroup v2 mount of this machine kind (hybrid).
+const cgroupV2Root = "/sys/fs/cgroup/unified"
