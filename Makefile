@@ -34,6 +34,7 @@ test-unit:
 # integration tests that load both cores.
 test-timing:
 	SLUICE_TIMING=1 CGO_ENABLED=0 $(GO) test -count=1 -p 1 -timeout 5m -run 'TestPacing' ./bpf/
+	SLUICE_TIMING=1 CGO_ENABLED=0 $(GO) test -count=1 -p 1 -timeout 5m -run 'TestBandwidthShared' ./cmd/sluice/
 
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 8m $(RACE_PKGS)

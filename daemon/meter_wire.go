@@ -35,6 +35,13 @@ type meterXfer struct {
 	settled  int64  // bytes already added to the storage usage
 	counted  int64  // bytes already added to the ledger (SFTP)
 	done     func() // ends its live-connection count in the ledger
+	// For the transfer quota: the period's usage in x's direction when
+	// it began, and the bytes it reported since. The counters can lag
+	// what a worker has handed the kernel (a socket buffer not yet sent),
+	// so the larger of the two figures decides.
+	started bool
+	base    int64
+	moved   int64
 }
 
 // handleMeter answers a worker's Meter. It returns false if the worker was
@@ -173,6 +180,7 @@ func (s *Server) endXfer(w *worker, id uint64, x *meterXfer) {
 // usage (out of its reservation) and, for a session the kernel does not
 // count, into the ledger.
 func (s *Server) settle(w *worker, x *meterXfer, used int64) {
+	x.moved = max(x.moved, used)
 	if x.storage && used > x.settled {
 		d := used - x.settled
 		r := min(d, x.reserved)
@@ -285,6 +293,10 @@ func (s *Server) nextGrant(acct *policy.Account, lim *policy.AccessLimits, x *me
 		if x.dir == "in" {
 			used = in
 		}
+		if !x.started {
+			x.started, x.base = true, used
+		}
+		used = max(used, x.base+x.moved)
 		if used >= tq {
 			verb, code := "Download", 451
 			if x.dir == "in" {

@@ -238,6 +238,24 @@ gid = %d
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	s.launch()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// restart stops the server with SIGTERM and starts it again on the same
+// configuration, state directory and accounting maps.
+func (s *server) restart() {
+	s.t.Helper()
+	s.stop()
+	s.launch()
+}
+
+// launch starts the server process and waits until it listens.
+func (s *server) launch() {
+	t := s.t
+	t.Helper()
+	s.done = make(chan struct{})
 	s.cmd = exec.Command(sluiceBin, "serve", "--config", s.cfgPath)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
@@ -245,8 +263,8 @@ gid = %d
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.stop)
+	done := s.done
+	go func() { s.cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.addr(), time.Second)
@@ -264,7 +282,6 @@ gid = %d
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return s
 }
 
 func (s *server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }

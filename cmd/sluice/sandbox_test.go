@@ -263,6 +263,14 @@ func sandboxSelftest(cfgPath string) int {
 			_, _, e := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr[0])), unsafe.Sizeof(attr))
 			return errnoErr(e)
 		}},
+		{"bpf(BPF_OBJ_GET) of the pinned accounting map", "EPERM", func() error {
+			path, _ := unix.BytePtrFromString("/sys/fs/bpf/sluice/accounts")
+			var attr [16]byte
+			*(*uintptr)(unsafe.Pointer(&attr[0])) = uintptr(unsafe.Pointer(path))
+			_, _, e := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET, uintptr(unsafe.Pointer(&attr[0])), unsafe.Sizeof(attr))
+			runtime.KeepAlive(path)
+			return errnoErr(e)
+		}},
 		{"connect to a blocked port", "EACCES", func() error { return tcp(blockedPort, false) }},
 		{"bind outside the passive range", "EACCES", func() error { return tcp(blockedPort, true) }},
 		{"kill the parent", "EPERM", func() error { return unix.Kill(ppid, 0) }},
