@@ -45,6 +45,10 @@ type meter struct {
 	rates      map[string][2]float64
 	periods    map[string]periodMark
 	warned     map[string]int // highest storage-quota warning level reported per account
+	// handoff is the ledger when a binary upgrade began: the new
+	// supervisor starts from it (accounting.json), and what this one
+	// counts after it goes to a carry file the new one adds in.
+	handoff map[string]accounting.Counters
 }
 
 // periodMark is where an account's transfer-quota period began: the
@@ -136,6 +140,7 @@ func newMeter(cfg *policy.Config, log zerolog.Logger) (*meter, error) {
 			Msg("ACCOUNTING IN USER SPACE: eBPF accounting is not in use; bytes are counted from the workers' reports, which a compromised worker could falsify")
 	}
 	m.register(cfg)
+	m.mergeCarry()
 	return m, nil
 }
 
@@ -391,10 +396,106 @@ func loadMeterState(path string) (meterState, error) {
 	return st, nil
 }
 
-// close saves the counters and detaches the programs (the maps stay
-// pinned, so a restart continues them).
-func (m *meter) close() {
+// handOver prepares a binary upgrade: the state file is written for the
+// new supervisor to start from, and this supervisor's later user-space
+// counts (its sessions finish on it) will go to a carry file instead.
+// The kernel's counters need nothing: both supervisors' programs share
+// the pinned maps, and the per-socket state, so each byte counts once.
+func (m *meter) handOver() {
 	if err := m.save(); err != nil {
+		m.log.Error().Err(err).Msg("accounting: saving the counters before the upgrade failed")
+	}
+	m.mu.Lock()
+	m.handoff = m.user.Snapshot().Accounts
+	m.mu.Unlock()
+}
+
+// handedOver reports whether a binary upgrade handed the state over.
+func (m *meter) handedOver() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.handoff != nil
+}
+
+// keep cancels handOver: the upgrade failed and this supervisor goes on.
+func (m *meter) keep() {
+	m.mu.Lock()
+	m.handoff = nil
+	m.mu.Unlock()
+}
+
+// carryPrefix names the files an old supervisor leaves after an upgrade.
+const carryPrefix = "accounting.carry-"
+
+// writeCarry writes what the ledger counted since handOver.
+func (m *meter) writeCarry() error {
+	m.mu.Lock()
+	base := m.handoff
+	m.mu.Unlock()
+	carry := map[string]accounting.Counters{}
+	for n, c := range m.user.Snapshot().Accounts {
+		b := base[n]
+		if c.BytesIn > b.BytesIn || c.BytesOut > b.BytesOut || c.ConnsTotal > b.ConnsTotal {
+			carry[n] = accounting.Counters{BytesIn: c.BytesIn - b.BytesIn, BytesOut: c.BytesOut - b.BytesOut, ConnsTotal: c.ConnsTotal - b.ConnsTotal}
+		}
+	}
+	if len(carry) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(carry)
+	if err != nil {
+		return err
+	}
+	return accounting.WriteFileAtomic(filepath.Join(filepath.Dir(m.path), fmt.Sprintf("%s%d.json", carryPrefix, os.Getpid())), data, 0o600)
+}
+
+// mergeCarry adds the carry files of finished old supervisors to the
+// ledger, saves, and removes them.
+func (m *meter) mergeCarry() {
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(m.path), carryPrefix+"*.json"))
+	var merged []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var carry map[string]accounting.Counters
+		if err := json.Unmarshal(data, &carry); err != nil {
+			m.log.Error().Str("file", f).Err(err).Msg("accounting: unreadable carry file left as it is")
+			continue
+		}
+		for n, c := range carry {
+			m.user.AddAccount(n)
+			m.user.Add(n, accounting.In, c.BytesIn)
+			m.user.Add(n, accounting.Out, c.BytesOut)
+		}
+		merged = append(merged, f)
+	}
+	if len(merged) == 0 {
+		return
+	}
+	if err := m.save(); err != nil {
+		m.log.Error().Err(err).Msg("accounting: saving after merging carry files failed; they stay")
+		return
+	}
+	for _, f := range merged {
+		os.Remove(f)
+	}
+	m.log.Info().Strs("files", merged).Msg("accounting: counts of the previous supervisor's last sessions merged")
+}
+
+// close saves the counters and detaches the programs (the maps stay
+// pinned, so a restart continues them). After a binary upgrade only the
+// counts since the handover are written, for the new supervisor.
+func (m *meter) close() {
+	m.mu.Lock()
+	upgraded := m.handoff != nil
+	m.mu.Unlock()
+	if upgraded {
+		if err := m.writeCarry(); err != nil {
+			m.log.Error().Err(err).Msg("accounting: writing the counts since the upgrade failed; they are lost")
+		}
+	} else if err := m.save(); err != nil {
 		m.log.Error().Err(err).Str("file", m.path).Msg("accounting: saving the counters at shutdown failed")
 	}
 	if m.kern != nil {

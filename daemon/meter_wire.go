@@ -504,8 +504,10 @@ func (s *Server) rateLoop(stop <-chan struct{}) {
 				lastSample = now
 				s.meter.sample(cfg, now)
 			}
-			if now.Sub(lastSave) >= cfg.Accounting.SaveInterval {
+			if now.Sub(lastSave) >= cfg.Accounting.SaveInterval && !s.meter.handedOver() {
+				// (After a handover the file is the new supervisor's.)
 				lastSave = now
+				s.meter.mergeCarry()
 				if err := s.meter.save(); err != nil {
 					s.logs.Ops.Error().Err(err).Msg("accounting: saving the counters failed")
 				}

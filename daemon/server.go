@@ -220,8 +220,10 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 			return s.shutdown(s.config().Server.ShutdownGrace)
 		case <-usr2:
 			log.Info().Str("binary", s.exePath).Msg("binary upgrade: starting the new supervisor with our listeners")
+			s.meter.handOver()
 			pid, err := s.upgrade(sd)
 			if err != nil {
+				s.meter.keep()
 				log.Error().Err(err).Msg("binary upgrade failed; still serving")
 				continue
 			}

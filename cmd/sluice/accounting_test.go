@@ -485,3 +485,81 @@ func TestBandwidthShared(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountingUserspace: with mode = "userspace" the counters come from
+// the workers' byte counts, sluice status and policy check say so, and a
+// restart keeps them (accounting.json).
+func TestAccountingUserspace(t *testing.T) {
+	s := startServer(t, serverOpts{accounting: `mode = "userspace"`})
+	if !strings.Contains(s.log.String(), "ACCOUNTING IN USER SPACE") {
+		t.Errorf("no loud warning about user-space accounting in the log")
+	}
+	f := filepath.Join(s.root, "ten.bin")
+	os.WriteFile(f, make([]byte, 10_000_000), 0o644)
+	os.Chown(f, accountUID, accountUID)
+	k := dialCtrl(t, s.addr())
+	k.login("demo", "demo")
+	if n, code, text := k.download("ten.bin"); code != 226 || n != 10_000_000 {
+		t.Fatalf("RETR: %d, %q", n, text)
+	}
+	if code, text := k.upload("STOR", "five.bin", 5_000_000); code != 226 {
+		t.Fatalf("STOR: %q", text)
+	}
+	time.Sleep(100 * time.Millisecond) // the transfer events reach the supervisor
+	st := adminStatus(t, s)
+	if st.Server.Accounting != "userspace" {
+		t.Errorf("status: accounting %q", st.Server.Accounting)
+	}
+	if a := accountStatus(t, s, "demo"); a.TotalIn != 5_000_000 || a.TotalOut != 10_000_000 {
+		t.Errorf("status: in %d out %d", a.TotalIn, a.TotalOut)
+	}
+	out, _ := runTool(t, 30*time.Second, sluiceBin, "policy", "check", "--config", s.cfgPath)
+	if !strings.Contains(out, `Accounting (accounting.mode = "userspace"): user space`) || !strings.Contains(out, "The running daemon counts in mode: userspace") {
+		t.Errorf("policy check:\n%s", out)
+	}
+	k.c.Close()
+	s.restart()
+	if a := accountStatus(t, s, "demo"); a.TotalIn != 5_000_000 || a.TotalOut != 10_000_000 {
+		t.Errorf("after a restart: in %d out %d", a.TotalIn, a.TotalOut)
+	}
+}
+
+// TestSFTPQuotaAndCounting: SFTP bytes are counted (in user space: the
+// SSH connection carries control and data together) and an SFTP upload
+// over the storage quota fails, leaving the partial uncommitted.
+func TestSFTPQuotaAndCounting(t *testing.T) {
+	sftpBin := needTool(t, "sftp")
+	s := startSFTP(t, serverOpts{})
+	// The keyed account gets a quota through a reload.
+	cfg, _ := os.ReadFile(s.cfgPath)
+	cfg = []byte(strings.Replace(string(cfg), `name = "keyed"`, "name = \"keyed\"\nquota_bytes = 3000000", 1))
+	os.WriteFile(s.cfgPath, cfg, 0o600)
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, s.server, "configuration reloaded", 1)
+	local := t.TempDir()
+	two, four := filepath.Join(local, "two.bin"), filepath.Join(local, "four.bin")
+	writeRandom(t, two, 2_000_000)
+	writeRandom(t, four, 4_000_000)
+	batch := filepath.Join(local, "batch")
+	os.WriteFile(batch, []byte(fmt.Sprintf("put %s two.bin\nget two.bin %s/back.bin\n", two, local)), 0o644)
+	args := append(sshOpts(s.sftpPort), "-i", s.key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-b", batch, "keyed@127.0.0.1")
+	if out, err := runTool(t, time.Minute, sftpBin, args...); err != nil {
+		t.Fatalf("sftp: %v\n%s", err, out)
+	}
+	os.WriteFile(batch, []byte(fmt.Sprintf("put %s four.bin\n", four)), 0o644)
+	out, err := runTool(t, time.Minute, sftpBin, args...)
+	if err == nil {
+		t.Fatalf("an SFTP upload over the quota succeeded:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(s.keyRoot, "four.bin")); err == nil {
+		t.Error("the upload over the quota was committed")
+	}
+	time.Sleep(200 * time.Millisecond)
+	a := accountStatus(t, s.server, "keyed")
+	if a.TotalOut != 2_000_000 || a.TotalIn < 3_000_000 {
+		t.Errorf("SFTP counted in %d (want ≥ 3000000: 2000000 + what fit of the refused one), out %d (want 2000000)", a.TotalIn, a.TotalOut)
+	}
+	if a.Quota == nil || a.Quota.BytesUsed != 3_000_000 {
+		t.Errorf("usage after the refused upload: %+v, want exactly the quota", a.Quota)
+	}
+}

@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"github.com/sluice-ftp/sluice/bpf"
+	"github.com/sluice-ftp/sluice/daemon"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/sluice-ftp/sluice/policy"
@@ -145,6 +149,7 @@ func policyCheck(cfg *policy.Config, asJSON bool, stdout io.Writer) int {
 	if len(missing) > 0 && cfg.Server.RequireSandbox {
 		code = 1
 	}
+	acct := accountingCheck(cfg)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -152,7 +157,8 @@ func policyCheck(cfg *policy.Config, asJSON bool, stdout io.Writer) int {
 			RequireSandbox bool               `json:"require_sandbox"`
 			Invariants     []policy.Invariant `json:"invariants"`
 			Missing        []string           `json:"missing_required"`
-		}{cfg.Server.RequireSandbox, inv, missing})
+			Accounting     accountingReport   `json:"accounting"`
+		}{cfg.Server.RequireSandbox, inv, missing, acct})
 		return code
 	}
 	for _, i := range inv {
@@ -177,7 +183,64 @@ func policyCheck(cfg *policy.Config, asJSON bool, stdout io.Writer) int {
 	default:
 		fmt.Fprintf(stdout, "\n%d required invariant(s) cannot be enforced; require_sandbox = false: the server starts and warns on every session.\n", len(missing))
 	}
+	fmt.Fprintf(stdout, "\nAccounting (accounting.mode = %q): %s\n", acct.Configured, acct.Would)
+	if acct.Running != "" {
+		fmt.Fprintf(stdout, "The running daemon counts in mode: %s\n", acct.Running)
+	}
 	return code
+}
+
+// accountingReport is what `policy check` says about accounting: the
+// configured mode, what a start here would use, and the running daemon's.
+type accountingReport struct {
+	Configured string `json:"configured"`
+	Mode       string `json:"mode"`              // what a start would use: ebpf or userspace ("" if it would refuse)
+	Would      string `json:"would"`             // explained
+	Running    string `json:"running,omitempty"` // the running daemon's mode, if one answers
+}
+
+func accountingCheck(cfg *policy.Config) accountingReport {
+	r := accountingReport{Configured: cfg.Accounting.Mode}
+	var why error
+	if cfg.Accounting.Mode != policy.AcctUserspace {
+		root := cfg.Accounting.Cgroup
+		probe := root
+		if root == "" {
+			for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+				if bpf.IsCgroup2(p) {
+					root, probe = filepath.Join(p, "sluice"), p
+					break
+				}
+			}
+		}
+		if root == "" {
+			why = fmt.Errorf("%w: no cgroup v2 mount", bpf.ErrUnavailable)
+		} else {
+			if !bpf.IsCgroup2(probe) {
+				probe = filepath.Dir(probe) // made at start
+			}
+			why = bpf.Probe(bpf.Options{CgroupPath: probe, PinDir: cfg.Accounting.PinDir})
+		}
+		if why == nil {
+			r.Mode, r.Would = policy.AcctEBPF, fmt.Sprintf("eBPF: programs would attach to %s, maps pinned in %s", root, cfg.Accounting.PinDir)
+		}
+	} else {
+		why = errors.New("configured")
+	}
+	if r.Mode == "" {
+		if cfg.Accounting.Mode == policy.AcctEBPF {
+			r.Would = "sluice serve would refuse to start: " + why.Error()
+		} else {
+			r.Mode, r.Would = policy.AcctUserspace, "user space, from the workers' byte counts ("+why.Error()+")"
+		}
+	}
+	if st, err := daemon.AdminCall(cfg.Server.StateDir, daemon.AdminRequest{Op: "status"}); err == nil && st.Server != nil {
+		r.Running = st.Server.Accounting
+		if st.Server.AccountingNote != "" {
+			r.Running += " (" + st.Server.AccountingNote + ")"
+		}
+	}
+	return r
 }
 
 type textOut struct{ w io.Writer }

@@ -128,6 +128,13 @@ func TestBinaryUpgrade(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The download ran while both supervisors' programs were attached: the
+	// shared per-socket state counts each byte once.
+	if s.pinDir != "" {
+		if c := waitCounters(t, s, "demo", 0, uint64(size)); c.BytesOut != uint64(size) {
+			t.Errorf("kernel counted %d bytes out for a %d-byte download across the upgrade", c.BytesOut, size)
+		}
+	}
 	// The new one still serves.
 	n = dialCtrl(t, s.addr())
 	n.login("demo", "demo")
