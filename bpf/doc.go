@@ -2,7 +2,8 @@
 // that count every data byte of every session of an account, exactly, in
 // maps the operator can read with bpftool, and the typed Go API the
 // supervisor uses to load them, register accounts, read and persist the
-// counters, set rates, and hand workers a read-only view.
+// counters and set rates. Workers get nothing from this package: the
+// supervisor pushes them their bandwidth shares (docs/accounting.md).
 //
 // # Programs (accounting.c, compiled by bpf2go; objects committed)
 //
@@ -61,11 +62,12 @@
 //
 // # Pacing
 //
-// A worker paces its own transfers with accounting.Pacer, whose share it
-// computes from a View (rate ÷ the account's live connections in that
-// direction, which the kernel counts): a token bucket around sendfile
-// chunks and splice reads, or SO_MAX_PACING_RATE (SetMaxPacingRate,
-// PacingSetter). Never by dropping packets.
+// A worker paces its own transfers with accounting.Pacer, at the share
+// the supervisor computes from these maps (rate ÷ the account's live
+// connections in that direction, which the kernel counts) and pushes: a
+// token bucket around sendfile chunks and splice reads, or
+// SO_MAX_PACING_RATE (SetMaxPacingRate, PacingSetter). Never by dropping
+// packets.
 //
 // When eBPF is unavailable (Load or Probe returns an error matching
 // ErrUnavailable, with a Reason), use accounting.Ledger. See

@@ -130,7 +130,9 @@ func (t *usageTracker) scan(dir string) {
 		if err != nil {
 			return nil // unreadable entries: count what can be read
 		}
-		if d.Type().IsRegular() {
+		// Checksum sidecars (.sluice-meta.NAME, where xattrs are not
+		// supported) are metadata the workers never report.
+		if d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".sluice-meta.") {
 			if fi, err := d.Info(); err == nil {
 				u.bytes += fi.Size()
 				u.files++
