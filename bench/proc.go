@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -67,17 +68,28 @@ func (p CgroupProbe) CPU() (time.Duration, error) {
 	return 0, errors.New("cgroup cpu.stat: no usage_usec")
 }
 
-// Pids lists the processes in the cgroup.
+// Pids lists the processes in the cgroup and in every cgroup below it (a
+// server may move its sessions into child cgroups, as sluice's eBPF
+// accounting does; cpu.stat counts those too).
 func (p CgroupProbe) Pids() ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(p.Dir, "cgroup.procs"))
+	var pids []int
+	err := filepath.WalkDir(p.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, n)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cgroup procs: %w", err)
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, n)
-		}
 	}
 	return pids, nil
 }
@@ -294,6 +306,14 @@ func killCgroup(dir string) {
 }
 
 func removeCgroup(dir string) error {
+	// Children first (a server's own sub-cgroups).
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if e.IsDir() {
+				removeCgroup(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 	// rmdir fails with EBUSY until the killed processes are gone.
 	var err error
 	for i := 0; i < 100; i++ {

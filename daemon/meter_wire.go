@@ -119,8 +119,15 @@ func (s *Server) handleMeter(w *worker, m ipc.Meter) bool {
 			x.done = s.meter.user.Open(name, direction(m.Dir))
 		}
 		w.mu.Lock()
-		w.xfers[m.ID] = x
+		gone := w.xfers == nil // reaped meanwhile (endMetered)
+		if !gone {
+			w.xfers[m.ID] = x
+		}
 		w.mu.Unlock()
+		if gone {
+			s.endXfer(w, m.ID, x)
+			return false
+		}
 		return s.grant(w, ipc.Grant{OK: true, Bytes: g})
 
 	case ipc.MeterMore:
@@ -169,8 +176,8 @@ func (s *Server) endXfer(w *worker, id uint64, x *meterXfer) {
 		x.done()
 	}
 	w.mu.Lock()
-	delete(w.xfers, id)
-	if w.proto == policy.ProtoSFTP && w.userCounted {
+	delete(w.xfers, id) // a no-op on the nil map of a reaped worker
+	if w.proto == policy.ProtoSFTP && w.userCounted && w.sftpEnded != nil {
 		w.sftpEnded[x.path] = x.counted
 	}
 	w.mu.Unlock()
@@ -351,8 +358,8 @@ func (s *Server) refuseQuota(w *worker, si sessionInfo, acct *policy.Account, pa
 // last report, writes the audit event and fires the quota-warning hook.
 func (s *Server) quotaWarning(si sessionInfo, acct *policy.Account, x *meterXfer) string {
 	st := s.meter.usage.status(acct.Name, x.folder)
-	pct := max(percentOf(st.bytes, st.bytesLimit), percentOf(st.files, st.filesLimit),
-		percentOf(st.fBytes, st.fBytesLimit), percentOf(st.fFiles, st.fFilesLimit))
+	pct := max(ftp.Percent(st.bytes, st.bytesLimit), ftp.Percent(st.files, st.filesLimit),
+		ftp.Percent(st.fBytes, st.fBytesLimit), ftp.Percent(st.fFiles, st.fFilesLimit))
 	level := 0
 	for _, t := range s.config().Limits.QuotaWarnings {
 		if pct >= int64(t) {
@@ -379,13 +386,6 @@ func (s *Server) quotaWarning(si sessionInfo, acct *policy.Account, x *meterXfer
 			Path: x.path, Size: st.bytes, Code: int(pct)})
 	}
 	return line
-}
-
-func percentOf(used, limit int64) int64 {
-	if limit <= 0 {
-		return 0
-	}
-	return used * 100 / limit
 }
 
 func bytesLine(st storageStatus) string {

@@ -157,6 +157,7 @@ type testAuth struct {
 	fs       func(user string) FileSystem
 	home     string
 	seenPass []string
+	meter    Meter // given to every account, if set
 }
 
 func (a *testAuth) Login(ctx context.Context, user, pass string) (*Account, error) {
@@ -177,7 +178,7 @@ func (a *testAuth) Login(ctx context.Context, user, pass string) (*Account, erro
 	if home == "" {
 		home = "/"
 	}
-	return &Account{Name: user, FS: a.fs(user), Home: home}, nil
+	return &Account{Name: user, FS: a.fs(user), Home: home, Meter: a.meter}, nil
 }
 
 // eventLog collects events.

@@ -145,7 +145,7 @@ func quotaLines(q QuotaStatus) []string {
 			return
 		}
 		out = append(out, fmt.Sprintf("%s: %s of %s used (%d%%), %s left", what, unit(used), unit(limit),
-			percent(used, limit), unit(max(limit-used, 0))))
+			Percent(used, limit), unit(max(limit-used, 0))))
 	}
 	count := func(n int64) string { return strconv.FormatInt(n, 10) }
 	line("Storage", q.BytesUsed, q.BytesLimit, HumanBytes)
@@ -157,7 +157,8 @@ func quotaLines(q QuotaStatus) []string {
 	return out
 }
 
-func percent(used, limit int64) int64 {
+// Percent is used as a whole percentage of limit (0 without a limit).
+func Percent(used, limit int64) int64 {
 	if limit <= 0 {
 		return 0
 	}

@@ -177,3 +177,42 @@ password = "`+demoHash0+`"
 		}
 	}
 }
+
+// TestMergeAccountingLimits: rates and quotas resolve field by field
+// (account over group over role), a transfer quota without a period is
+// monthly, and Metered says whether a session must announce transfers.
+func TestMergeAccountingLimits(t *testing.T) {
+	cases := []struct {
+		name    string
+		levels  []AccessLimits
+		want    AccessLimits
+		metered bool
+	}{
+		{"nothing", []AccessLimits{{}, {}}, AccessLimits{}, false},
+		{"account over role", []AccessLimits{{DownloadRate: 10}, {DownloadRate: 20, UploadRate: 5}},
+			AccessLimits{DownloadRate: 10, UploadRate: 5}, true},
+		{"session caps", []AccessLimits{{}, {SessionUploadRate: 7}}, AccessLimits{SessionUploadRate: 7}, true},
+		{"transfer quota defaults to monthly", []AccessLimits{{TransferQuotaOut: 100}},
+			AccessLimits{TransferQuotaOut: 100, TransferQuotaPeriod: PeriodMonth}, true},
+		{"period from a lower level", []AccessLimits{{TransferQuotaIn: 1}, {TransferQuotaPeriod: PeriodDay}},
+			AccessLimits{TransferQuotaIn: 1, TransferQuotaPeriod: PeriodDay}, true},
+		{"a period alone meters nothing", []AccessLimits{{TransferQuotaPeriod: PeriodDay}},
+			AccessLimits{TransferQuotaPeriod: PeriodDay}, false},
+		{"storage quota", []AccessLimits{{}, {QuotaFiles: 3}}, AccessLimits{QuotaFiles: 3}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ptrs []*AccessLimits
+			for i := range c.levels {
+				ptrs = append(ptrs, &c.levels[i])
+			}
+			got := mergeLimits(ptrs)
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("merged %+v, want %+v", got, c.want)
+			}
+			if got.Metered() != c.metered {
+				t.Errorf("Metered() = %v", got.Metered())
+			}
+		})
+	}
+}

@@ -245,6 +245,12 @@ max_sessions = 2000
 max_sessions_per_ip = 2000
 ban_after_failures = 0
 
+# eBPF accounting as by default, with the account cgroups inside the
+# server's own cgroup, so that its CPU and memory include the sessions.
+[accounting]
+cgroup = %q
+pin_dir = "/sys/fs/bpf/sluice-bench"
+
 [[account]]
 name = %q
 password = %q
@@ -255,6 +261,7 @@ gid = %d
   dir = %q
   rights = ["all"]
 `, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log"), p.Control, p.PasvLow, p.PasvHigh,
+		filepath.Join(bench.CgroupRoot, e.CgroupPrefix+"sluice", "accounts"),
 		e.User, hash, e.UID, e.GID, e.Data)
 	path := filepath.Join(dir, "sluice.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
