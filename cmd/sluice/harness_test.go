@@ -118,6 +118,7 @@ type server struct {
 	// The server's own eBPF accounting cgroup and pin directory ("" when
 	// not root: user-space accounting).
 	cgroup, pinDir string
+	bin            string // the binary it runs
 }
 
 type syncBuffer struct {
@@ -146,6 +147,8 @@ type serverOpts struct {
 	extraTables   string // whole tables ([metrics] …) before the accounts
 	audit         string // log.audit; "" means stdout
 	ipv6          bool   // also listen on [::1]
+	// bin: the binary to run ("" = the one built for the tests).
+	bin string
 	// accounting: lines of [accounting]. As root every server gets a
 	// cgroup and a pin directory of its own (removed when it stops),
 	// so that parallel tests never share counters.
@@ -238,6 +241,10 @@ gid = %d
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	s.bin = sluiceBin
+	if o.bin != "" {
+		s.bin = o.bin
+	}
 	s.launch()
 	t.Cleanup(s.stop)
 	return s
@@ -256,7 +263,7 @@ func (s *server) launch() {
 	t := s.t
 	t.Helper()
 	s.done = make(chan struct{})
-	s.cmd = exec.Command(sluiceBin, "serve", "--config", s.cfgPath)
+	s.cmd = exec.Command(s.bin, "serve", "--config", s.cfgPath)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -139,3 +139,38 @@ func TestBinaryUpgrade(t *testing.T) {
 	n = dialCtrl(t, s.addr())
 	n.login("demo", "demo")
 }
+
+// TestWorkersFromOwnBinary: a supervisor whose binary is replaced on disk
+// (a package upgrade before the reload) still starts its workers from its
+// own binary (/proc/self/exe), so sessions keep working until the binary
+// upgrade, and never run a half-written file.
+func TestWorkersFromOwnBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "sluice")
+	data, err := os.ReadFile(sluiceBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, serverOpts{bin: bin, extraServer: "worker_pool = 0"})
+	// What a package manager does: a new file renamed over the path. Here
+	// it is not even a program.
+	tmp := bin + ".new"
+	os.WriteFile(tmp, []byte("#!/bin/false\n"), 0o755)
+	if err := os.Rename(tmp, bin); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		k := dialCtrl(t, s.addr())
+		k.login("demo", "demo")
+		k.cmd("PWD", 257)
+		k.cmd("QUIT", 221)
+	}
+	for _, pid := range workerPIDs(t, s) {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err == nil && !strings.HasSuffix(exe, "(deleted)") {
+			t.Errorf("worker %d runs %s, want the supervisor's (deleted) binary", pid, exe)
+		}
+	}
+}
