@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -416,8 +417,10 @@ func TestBandwidthShared(t *testing.T) {
 	const warm, window = 500 * time.Millisecond, 3 * time.Second
 	// run moves data in n sessions of user for warm+window and returns
 	// the bytes per second moved during the window.
+	var phase atomic.Int32
 	run := func(user string, n int, up bool, res *float64, wg *sync.WaitGroup) {
 		defer wg.Done()
+		ph := phase.Add(1)
 		var mu sync.Mutex
 		var total int64
 		var inner sync.WaitGroup
@@ -433,7 +436,7 @@ func TestBandwidthShared(t *testing.T) {
 				defer d.Close()
 				buf := make([]byte, 256<<10)
 				if up {
-					k.send(fmt.Sprintf("STOR up%d.bin", i))
+					k.send(fmt.Sprintf("STOR up-%d-%d.bin", ph, i))
 				} else {
 					k.send("RETR big.bin")
 				}
