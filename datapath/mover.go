@@ -40,14 +40,6 @@ type Pacer interface {
 	Wait(n int) error
 }
 
-// Budget bounds the bytes one transfer may move (storage and transfer
-// quotas). Next is called when the bytes granted so far are used up (and
-// once before the first byte); it returns how many more bytes may move,
-// or an error that ends the transfer.
-type Budget interface {
-	Next() (int64, error)
-}
-
 // Options tunes SendWith and ReceiveWith. The zero value is what Send and
 // Receive use (apart from ASCII).
 type Options struct {
@@ -70,7 +62,8 @@ type Options struct {
 	// Progress, if set, is advanced by the bytes of every chunk as it is
 	// moved (sluice status shows it); it does not change the chunk size.
 	Progress *atomic.Int64
-	// Budget, if set, bounds the bytes the transfer may move (quotas).
+	// Budget, if set, bounds the bytes the transfer may move (storage
+	// and transfer quotas): see Budget.
 	Budget Budget
 
 	// hash, if set, follows the bytes Receive writes (Upload sets it).
@@ -168,19 +161,35 @@ func sendfileSend(dst *net.TCPConn, src *os.File, offset int64, o *Options) (res
 		return res, "", fmt.Errorf("send: %w", err)
 	}
 	chunk := o.chunk()
+	bud := newAllowance(o.Budget)
 	// Control holds a reference on src's fd for the whole loop, so a
 	// concurrent src.Close cannot let the number be reused under sendfile.
 	cerr := sc.Control(func(sfd uintptr) {
 		off := offset
 		for {
+			want := chunk
+			if bud != nil {
+				if bud.left <= 0 {
+					// Ask for more only if there is more to send.
+					var st unix.Stat_t
+					if e := unix.Fstat(int(sfd), &st); e == nil && off >= st.Size {
+						return
+					}
+					if err = bud.refill(); err != nil {
+						err = fmt.Errorf("send: %w", err)
+						return
+					}
+				}
+				want = bud.cap(chunk)
+			}
 			if o.StallTimeout > 0 {
 				dst.SetWriteDeadline(time.Now().Add(o.StallTimeout))
 			}
 			n, eof := 0, false
 			var serr error
 			werr := rc.Write(func(fd uintptr) bool {
-				for n < chunk {
-					m, e := unix.Sendfile(int(fd), int(sfd), &off, chunk-n)
+				for n < want {
+					m, e := unix.Sendfile(int(fd), int(sfd), &off, want-n)
 					if m > 0 {
 						n += m
 						if o.Progress != nil {
@@ -219,6 +228,7 @@ func sendfileSend(dst *net.TCPConn, src *os.File, offset int64, o *Options) (res
 				return true
 			})
 			res.Bytes += int64(n)
+			bud.use(n)
 			switch {
 			case werr != nil:
 				err = fmt.Errorf("send: %w", werr)
@@ -260,8 +270,22 @@ func copySend(dst net.Conn, src *os.File, off int64, o *Options, why string) (Re
 			prevCR = b[0] == '\r'
 		}
 	}
+	bud := newAllowance(o.Budget)
 	for {
-		n, rerr := src.ReadAt(buf, off)
+		want := len(buf)
+		if bud != nil {
+			if bud.left <= 0 {
+				if fi, err := src.Stat(); err == nil && off >= fi.Size() {
+					return res, nil
+				}
+				if err := bud.refill(); err != nil {
+					return res, fmt.Errorf("send: %w", err)
+				}
+			}
+			want = bud.cap(want)
+		}
+		n, rerr := src.ReadAt(buf[:want], off)
+		bud.use(n)
 		if n > 0 {
 			data := buf[:n]
 			if o.ASCII {
@@ -438,8 +462,20 @@ func spliceReceive(dst *os.File, src *net.TCPConn, o *Options) (res Result, fall
 		defer unix.Close(tw)
 		chunk = min(chunk, tsize)
 	}
+	bud := newAllowance(o.Budget)
 	cerr := dc.Control(func(dfd uintptr) {
 		for {
+			// With a budget used up, take one byte: EOF means the
+			// upload fit exactly; a byte means it asks for more (and
+			// the byte is only written if it gets it).
+			want, probe := chunk, false
+			if bud != nil {
+				if bud.left <= 0 {
+					want, probe = 1, true
+				} else {
+					want = bud.cap(chunk)
+				}
+			}
 			if o.StallTimeout > 0 {
 				src.SetReadDeadline(time.Now().Add(o.StallTimeout))
 			}
@@ -449,7 +485,7 @@ func spliceReceive(dst *os.File, src *net.TCPConn, o *Options) (res Result, fall
 			var serr error
 			rerr := rc.Read(func(fd uintptr) bool {
 				for {
-					m, e := unix.Splice(int(fd), nil, pw, nil, chunk, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+					m, e := unix.Splice(int(fd), nil, pw, nil, want, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 					switch e {
 					case unix.EINTR:
 						continue
@@ -478,6 +514,13 @@ func spliceReceive(dst *os.File, src *net.TCPConn, o *Options) (res Result, fall
 			if n == 0 {
 				return // EOF
 			}
+			if probe {
+				if err = bud.refill(); err != nil {
+					err = fmt.Errorf("receive: %w", err)
+					return
+				}
+			}
+			bud.use(n)
 			if tr >= 0 {
 				if err = o.hash.teeRead(pr, tr, tw, n); err != nil {
 					err = fmt.Errorf("receive: %w", err)
@@ -569,22 +612,37 @@ func copyReceive(dst *os.File, src net.Conn, o *Options, res Result) (Result, er
 		conv = make([]byte, 0, copyBuf+1)
 	}
 	pendingCR := false
+	bud := newAllowance(o.Budget)
 	for {
+		lim, probe := len(buf), false
+		if bud != nil {
+			if bud.left <= 0 {
+				lim, probe = 1, true // as in spliceReceive
+			} else {
+				lim = bud.cap(lim)
+			}
+		}
 		if o.StallTimeout > 0 {
 			src.SetReadDeadline(time.Now().Add(o.StallTimeout))
 		}
-		n, rerr := src.Read(buf)
+		n, rerr := src.Read(buf[:lim])
 		// Gather at least half the buffer before writing: a TLS
 		// connection returns one 16 KiB record per Read, and a write
 		// per record costs as much as the data it moves.
-		for rerr == nil && n > 0 && n < len(buf)/2 {
+		for rerr == nil && n > 0 && n < lim/2 {
 			if o.StallTimeout > 0 {
 				src.SetReadDeadline(time.Now().Add(o.StallTimeout))
 			}
 			var m int
-			m, rerr = src.Read(buf[n:])
+			m, rerr = src.Read(buf[n:lim])
 			n += m
 		}
+		if n > 0 && probe {
+			if err := bud.refill(); err != nil {
+				return res, fmt.Errorf("receive: %w", err)
+			}
+		}
+		bud.use(n)
 		if n > 0 {
 			data := buf[:n]
 			if o.ASCII {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -71,8 +70,8 @@ func (m *byteMetering) End(moved int64, committed bool) string {
 	return ""
 }
 
-// TestMeteredTransfers: the Meter bounds uploads to the byte (the partial
-// keeps what fit, nothing is committed), its refusals are the replies, a
+// TestMeteredTransfers: the Meter bounds uploads to the byte (the file
+// keeps exactly what fit), its refusals are the replies, a
 // warning rides on the 226, and AVBL and SITE QUOTA report it.
 func TestMeteredTransfers(t *testing.T) {
 	q := &byteQuota{limit: 100, chunk: 7}
@@ -102,9 +101,9 @@ func TestMeteredTransfers(t *testing.T) {
 	if got := c.expect(552); !strings.Contains(got, "Storage quota exceeded") {
 		t.Fatalf("over the quota: %q", got)
 	}
-	if _, err := os.Stat(filepath.Join(s.dir, "c.bin")); err == nil {
-		t.Fatal("the upload over the quota was committed")
-	}
+	// This test file system writes in place (no Uploader), so c.bin
+	// itself holds what fit; with datapath.Tree it is the hidden partial
+	// (TestStorageQuota in cmd/sluice).
 	var partial int64 = -1
 	entries, _ := os.ReadDir(s.dir)
 	for _, e := range entries {

@@ -34,7 +34,10 @@ func (k *ctrl) upload(verb, name string, n int64) (int, string) {
 	k.cmd("TYPE I", 200)
 	d := k.epsvDial()
 	k.send(verb + " " + name)
-	k.expect(150)
+	if code, text := k.reply(); code != 150 {
+		d.Close()
+		return code, text // refused before the transfer
+	}
 	_, err := io.CopyN(d, zeros{}, n)
 	d.Close()
 	code, text := k.reply()
