@@ -34,6 +34,7 @@ type metrics struct {
 	logins          map[string]uint64 // result
 	workerKills     map[string]uint64 // reason class
 	workerCrashes   uint64
+	denials         map[string]uint64    // sandbox denials by mechanism (seccomp, landlock)
 	hookRuns        map[[2]string]uint64 // action, result
 	bytes           map[[2]string]uint64 // account, direction
 	transfers       map[[3]string]uint64 // account, direction, result
@@ -74,6 +75,7 @@ func newMetrics(maxAccounts int) *metrics {
 		sessionsRefused: map[string]uint64{},
 		logins:          map[string]uint64{},
 		workerKills:     map[string]uint64{},
+		denials:         map[string]uint64{"seccomp": 0, "landlock": 0},
 		hookRuns:        map[[2]string]uint64{},
 		bytes:           map[[2]string]uint64{},
 		transfers:       map[[3]string]uint64{},
@@ -126,6 +128,13 @@ func (m *metrics) hookRan(action string, ok bool) {
 func (m *metrics) spawned(d time.Duration) {
 	m.mu.Lock()
 	m.spawnLatency.observe(d.Seconds())
+	m.mu.Unlock()
+}
+
+// sandboxDenied counts one sandbox denial.
+func (m *metrics) sandboxDenied(kind string) {
+	m.mu.Lock()
+	m.denials[kind]++
 	m.mu.Unlock()
 }
 
@@ -233,6 +242,10 @@ func (m *metrics) write(w io.Writer, g gauges) {
 	}
 	p.family("sluice_worker_crashes_total", "counter", "Workers that died with a session and without saying goodbye.")
 	p.sample("sluice_worker_crashes_total", "", float64(m.workerCrashes))
+	p.family("sluice_sandbox_denials_total", "counter", "System calls (seccomp) and accesses (Landlock, when kernel audit is on) the sandbox refused to session workers, from the kernel's audit records.")
+	for _, k := range sortedKeys(m.denials) {
+		p.sample("sluice_sandbox_denials_total", labels("mechanism", k), float64(m.denials[k]))
+	}
 	p.family("sluice_accounting_mode", "gauge", "1 for the accounting mode in use: ebpf (kernel counters) or userspace (workers' reports).")
 	p.sample("sluice_accounting_mode", labels("mode", g.accounting), 1)
 	p.family("sluice_account_data_bytes_total", "counter", "Data payload bytes counted by the accounting layer, by account and direction (in: upload); kept across restarts.")

@@ -151,6 +151,11 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	stopRates := make(chan struct{})
 	defer close(stopRates)
 	go s.rateLoop(stopRates)
+	if s.root {
+		if err := WatchDenials(ctx, s.isWorker, s.sandboxDenied); err != nil {
+			log.Warn().Err(err).Msg("cannot read the kernel log: sandbox denials are not counted (sluice_sandbox_denials_total)")
+		}
+	}
 	var addrs []string
 	for _, a := range listenerNames(cfg) {
 		l, err := listen(listenerAddr(a))

@@ -114,6 +114,7 @@ type worker struct {
 	xfers       map[uint64]*meterXfer
 	ftpCounted  int64            // bytes of the running FTP transfer in the ledger
 	sftpEnded   map[string]int64 // SFTP transfers ended, counted so far, by path
+	denials     int              // sandbox denials the kernel logged for it
 }
 
 func (w *worker) pid() int { return w.cmd.Process.Pid }

@@ -8,6 +8,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -415,7 +417,25 @@ gid = %d
 	cmd.Env = append(os.Environ(), selftestEnv+"="+cfgPath, "GODEBUG=multipathtcp=0",
 		"SLUICE_SELFTEST_OTHER="+secret, "SLUICE_SELFTEST_RO="+ro, "SLUICE_SELFTEST_RW="+rw,
 		"SLUICE_SELFTEST_PASSIVE="+strconv.Itoa(pmin), "SLUICE_SELFTEST_PASSIVE_MAX="+strconv.Itoa(pmax), "SLUICE_SELFTEST_BLOCKED="+strconv.Itoa(blocked))
-	out, err := cmd.CombinedOutput()
+	// The supervisor's kernel-log watcher (sluice_sandbox_denials_total)
+	// must see this child's seccomp denials.
+	var childPID atomic.Int64
+	var denied atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchErr := daemon.WatchDenials(ctx, func(pid int) bool { return int64(pid) == childPID.Load() }, func(d daemon.Denial) {
+		if d.Kind == "seccomp" && strings.HasPrefix(d.Detail, "syscall=") {
+			denied.Add(1)
+		}
+	})
+	var outBuf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
+	err := cmd.Start()
+	if err == nil {
+		childPID.Store(int64(cmd.Process.Pid))
+		err = cmd.Wait()
+	}
+	out := outBuf.Bytes()
 	if strings.Contains(string(out), "AllThreadsSyscall") || strings.Contains(string(out), "operation not supported") {
 		t.Skipf("test binary built with cgo (run with CGO_ENABLED=0, as make test does): %s", out)
 	}
@@ -441,6 +461,18 @@ gid = %d
 		t.Errorf("attempts ran on only %d threads", len(threads))
 	}
 	t.Logf("%d attempts on %d fresh threads", len(results), len(threads))
+	if watchErr != nil {
+		t.Errorf("cannot watch the kernel log: %v", watchErr)
+	} else {
+		// The kernel prints the records after the syscalls return.
+		for i := 0; i < 50 && denied.Load() == 0; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if denied.Load() == 0 {
+			t.Errorf("no seccomp denial of the self-test process %d seen in the kernel log", childPID.Load())
+		}
+		t.Logf("kernel log: %d seccomp denials of the self-test process", denied.Load())
+	}
 	if b, _ := os.ReadFile(secret); string(b) != "other's\n" {
 		t.Errorf("another account's file changed: %q", b)
 	}
