@@ -236,6 +236,9 @@ func TestResumeAfterWorkerKill(t *testing.T) {
 	go io.Copy(d, io.LimitReader(f, n/2))
 	waitPartial(t, s, "big.bin", n/3)
 	syscall.Kill(pids[len(pids)-1], syscall.SIGKILL)
+	// SIGKILL is asynchronous: under load the worker may still hold the
+	// partial (and its lock) for a while. Resume only once it has exited.
+	waitExited(t, pids[len(pids)-1])
 	d.Close()
 	if _, err := os.Stat(filepath.Join(s.root, "big.bin")); !os.IsNotExist(err) {
 		t.Fatalf("the real name exists after the worker died: %v", err)
@@ -376,4 +379,22 @@ func (rnd) Read(p []byte) (int, error) {
 		p[i] = byte(i*7 + i>>8)
 	}
 	return len(p), nil
+}
+
+// waitExited waits until pid has exited (gone, or a zombie: its files are
+// closed either way).
+func waitExited(t testing.TB, pid int) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		// pid (comm) state …: the state follows the last ')'.
+		if st := string(b); strings.LastIndexByte(st, ')') > 0 && strings.HasPrefix(st[strings.LastIndexByte(st, ')')+1:], " Z") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not exit within 5s of SIGKILL", pid)
 }
