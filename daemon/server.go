@@ -557,6 +557,7 @@ func ftpConfig(cfg *policy.Config) ftp.Config {
 		MaxLoginAttempts: cfg.Limits.MaxLoginAttempts,
 		LogCommands:      cfg.Log.Commands,
 		TLS:              cfg.FTP.TLS,
+		VerifyOnRetr:     cfg.FTP.VerifyOnRetr,
 	}
 }
 

@@ -65,6 +65,9 @@ type Options struct {
 	// Budget, if set, bounds the bytes the transfer may move (storage
 	// and transfer quotas): see Budget.
 	Budget Budget
+	// Verify, if set, checks a download against its recorded digest as
+	// it is sent (Send only; see SendCheck).
+	Verify *SendCheck
 
 	// hash, if set, follows the bytes Receive writes (Upload sets it).
 	hash *inline
@@ -166,6 +169,7 @@ func sendfileSend(dst *net.TCPConn, src *os.File, offset int64, o *Options) (res
 	// concurrent src.Close cannot let the number be reused under sendfile.
 	cerr := sc.Control(func(sfd uintptr) {
 		off := offset
+		vr := newVerifier(o.Verify, int(sfd))
 		for {
 			want := chunk
 			if bud != nil {
@@ -181,6 +185,12 @@ func sendfileSend(dst *net.TCPConn, src *os.File, offset int64, o *Options) (res
 					}
 				}
 				want = bud.cap(chunk)
+			}
+			// Hash what is about to be sent (and, the first time,
+			// the prefix before offset) before sending it.
+			if err = vr.ahead(off + int64(want)); err != nil {
+				err = fmt.Errorf("send: %w", err)
+				return
 			}
 			if o.StallTimeout > 0 {
 				dst.SetWriteDeadline(time.Now().Add(o.StallTimeout))
@@ -271,6 +281,7 @@ func copySend(dst net.Conn, src *os.File, off int64, o *Options, why string) (Re
 		}
 	}
 	bud := newAllowance(o.Budget)
+	vr := newVerifier(o.Verify, int(src.Fd()))
 	for {
 		want := len(buf)
 		if bud != nil {
@@ -283,6 +294,9 @@ func copySend(dst net.Conn, src *os.File, off int64, o *Options, why string) (Re
 				}
 			}
 			want = bud.cap(want)
+		}
+		if err := vr.ahead(off + int64(want)); err != nil {
+			return res, fmt.Errorf("send: %w", err)
 		}
 		n, rerr := src.ReadAt(buf[:want], off)
 		bud.use(n)

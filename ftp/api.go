@@ -171,8 +171,11 @@ type Config struct {
 	// TLS is the listener's explicit FTPS mode: TLSOff (or ""),
 	// TLSOptional, TLSRequired. Implicit: TLS from the first byte.
 	// Either needs Session.SetTLS.
-	TLS      string
-	Implicit bool
+	TLS string
+	// VerifyOnRetr: check downloads against their recorded digest while
+	// sending (datapath.SendCheck); a mismatch ends the transfer with 451.
+	VerifyOnRetr bool
+	Implicit     bool
 }
 
 // DefaultHashLimit bounds HASH reads when Config.HashLimit is zero.

@@ -107,6 +107,18 @@ func (s *Session) cmdRETR(arg string) {
 		return
 	}
 	o := s.moveOptions(t)
+	if s.cfg.VerifyOnRetr {
+		if rf, ok := s.fs.(interface {
+			RecordOf(string, *os.File) (datapath.Record, bool)
+		}); ok {
+			if rec, ok := rf.RecordOf(p, f); ok {
+				o.Verify = &datapath.SendCheck{Size: rec.Size, Sum: rec.Sum}
+				t.digest = "verify_on_retr: checked against the recorded xxh64=" + rec.Hex()
+			} else {
+				t.digest = "verify_on_retr: not checked, no digest recorded for this version of the file"
+			}
+		}
+	}
 	s.replyf(150, "Opening %s mode data connection for %s (%d bytes).", s.modeName(), arg, t.size)
 	s.startTransfer(t, func(c net.Conn) (moveResult, error) {
 		return sendFile(c, f, offset, o)

@@ -49,6 +49,9 @@ func replyForErr(err error, subject string, op opKind) (int, string) {
 		return 501, "File name not allowed: contains NUL."
 	case errors.Is(err, errEscape):
 		return 550, prefix + "path leaves your tree."
+	case errors.Is(err, datapath.ErrCorrupt):
+		// verify_on_retr: the last chunk was withheld.
+		return 451, prefix + "Requested action aborted: the file does not match the checksum recorded when it was stored (damaged on disk); transfer stopped before its end."
 	case errors.Is(err, datapath.ErrHashTooLarge):
 		return 552, prefix + "Range too large to hash on request; ask for a smaller RANG."
 	case errors.Is(err, datapath.ErrNoOverwrite):

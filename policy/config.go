@@ -100,6 +100,9 @@ type FTPConfig struct {
 	// ImplicitListen are implicit-FTPS listeners: TLS from the first
 	// byte, always required.
 	ImplicitListen []netip.AddrPort
+	// VerifyOnRetr checks every download of a file with a recorded
+	// digest against it while sending, and aborts with 451 on a mismatch.
+	VerifyOnRetr bool
 }
 
 // TLSConfig is the [tls] table: the certificate of FTPS. The key is read

@@ -398,6 +398,7 @@ func (p *cfgParser) ftp(t *tomlTable, f *FTPConfig) {
 	if !f.Active && !f.Passive {
 		t.ps.add(t.key("passive"), "active and passive are both false: no data connection (listings, transfers) could ever be opened")
 	}
+	t.boolean("verify_on_retr", &f.VerifyOnRetr)
 }
 
 // listenList reads the list of listen addresses under key, refusing each

@@ -398,3 +398,44 @@ func waitExited(t testing.TB, pid int) {
 	}
 	t.Fatalf("process %d did not exit within 5s of SIGKILL", pid)
 }
+
+// TestVerifyOnRetr: with verify_on_retr, a download is checked against the
+// digest recorded at upload; a file changed behind the record (same size,
+// mtime put back) is stopped before its end with 451.
+func TestVerifyOnRetr(t *testing.T) {
+	s := startServer(t, serverOpts{extraFTP: "verify_on_retr = true"})
+	k := dialCtrl(t, s.addr())
+	k.login("demo", "demo")
+	const size = 10<<20 + 7
+	if code, text := k.upload("STOR", "image.bin", size); code != 226 {
+		t.Fatalf("STOR: %q", text)
+	}
+	if n, code, text := k.download("image.bin"); code != 226 || n != size {
+		t.Fatalf("intact download: %d bytes, %q", n, text)
+	}
+	p := filepath.Join(s.root, "image.bin")
+	fi, _ := os.Stat(p)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{1}, 6<<20) // bit rot, as far as sluice can tell
+	f.Close()
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	n, code, text := k.download("image.bin")
+	if code != 451 || !strings.Contains(text, "does not match the checksum") || n >= size {
+		t.Fatalf("corrupt download: %d of %d bytes, %q", n, size, text)
+	}
+	var checked, caught bool
+	for _, e := range auditEvents(s) {
+		if e["event"] != "transfer" || e["command"] != "RETR" {
+			continue
+		}
+		d, _ := e["detail"].(string)
+		checked = checked || (e["code"] == float64(226) && strings.Contains(d, "checked against the recorded xxh64="))
+		caught = caught || (e["code"] == float64(451) && strings.Contains(d, "does not match its recorded XXH64 digest"))
+	}
+	if !checked || !caught {
+		t.Errorf("transfer log: checked %v, mismatch recorded %v", checked, caught)
+	}
+}
