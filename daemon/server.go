@@ -142,6 +142,19 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	if err := s.loadKeys(cfg); err != nil {
 		return err
 	}
+	// Signals are taken from here on, before the listeners exist: a
+	// SIGHUP that arrives while starting (a client can already connect
+	// once the socket listens) is handled after start-up instead of
+	// killing the process (Go's default for an unhandled SIGHUP).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	m, err := newMeter(cfg, log)
 	if err != nil {
 		return err
@@ -207,15 +220,6 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 		watchdog = t.C
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
 	gc := time.NewTicker(time.Minute)
 	defer gc.Stop()
 	for {

@@ -263,6 +263,7 @@ func (s *server) launch() {
 	t := s.t
 	t.Helper()
 	s.done = make(chan struct{})
+	serving := strings.Count(s.log.String(), "sluice is serving")
 	s.cmd = exec.Command(s.bin, "serve", "--config", s.cfgPath)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
@@ -288,6 +289,19 @@ func (s *server) launch() {
 			t.Fatalf("sluice did not listen within 15s:\n%s", s.log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// Listening is not serving yet: wait for the end of start-up (admin
+	// socket, signal handlers), which tests rely on.
+	for strings.Count(s.log.String(), "sluice is serving") <= serving {
+		select {
+		case <-s.done:
+			t.Fatalf("sluice exited during start-up:\n%s", s.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice did not finish starting within 15s:\n%s", s.log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
