@@ -426,6 +426,8 @@ func TestVerifyOnRetr(t *testing.T) {
 	if code != 451 || !strings.Contains(text, "does not match the checksum") || n >= size {
 		t.Fatalf("corrupt download: %d of %d bytes, %q", n, size, text)
 	}
+	// The transfer event reaches the supervisor's log just after the reply.
+	waitLog(t, s, "does not match its recorded XXH64 digest", 1)
 	var checked, caught bool
 	for _, e := range auditEvents(s) {
 		if e["event"] != "transfer" || e["command"] != "RETR" {
