@@ -31,6 +31,7 @@ func BenchmarkUploadDigest(b *testing.B) {
 		hash bool
 	}{
 		{"splice-nodigest", 0, false},
+		{"readwrite-256k-nodigest", -1, false},
 		{"splice+async-pread-xxh64", hashAsync, true},
 		{"splice+serial-pread-xxh64", hashSerial, true},
 		{"tee+xxh64", hashTee, true},
@@ -55,6 +56,10 @@ func BenchmarkUploadDigest(b *testing.B) {
 				cpu.on()
 				if m.hash {
 					_, err = u.receive(server, Options{}, m.mode)
+				} else if m.mode < 0 {
+					// The copy mover, as vsftpd does it (read/write).
+					_, err = ReceiveWith(u.f, wrapConn{Conn: server}, Options{})
+					u.base = benchSize
 				} else {
 					_, err = ReceiveWith(u.f, server, Options{})
 					u.base = benchSize
