@@ -42,6 +42,10 @@ func RunWorker() int {
 		fmt.Fprintln(os.Stderr, "sluice worker:", err)
 		return 2
 	}
+	// Before confinement (filter 2 has no prctl): every thread, not only
+	// the main one the init function named, is "sluice-worker" rather
+	// than "exe" in ps -L, perf and the kernel's audit records.
+	_ = policy.NameAllThreads("sluice-worker")
 	missing, code := confineWorker(conn)
 	if code >= 0 {
 		return code

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -138,4 +139,25 @@ func SetProcessName(name string) error {
 		b = append(b[:15], 0)
 	}
 	return unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
+}
+
+// NameAllThreads names every thread of the process (SetProcessName names
+// only the caller). Threads the runtime starts later are cloned from
+// these and inherit the name, so ps -L, top -H, perf and the kernel's
+// audit records (comm=) all show the worker as such. Needs a CGO_ENABLED=0
+// binary (AllThreadsSyscall); otherwise it names the calling thread.
+func NameAllThreads(name string) error {
+	b := append([]byte(name), 0)
+	if len(b) > 16 {
+		b = append(b[:15], 0)
+	}
+	_, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0)
+	runtime.KeepAlive(b)
+	if e == syscall.ENOTSUP {
+		return SetProcessName(name)
+	}
+	if e != 0 {
+		return e
+	}
+	return nil
 }

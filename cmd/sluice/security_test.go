@@ -81,6 +81,13 @@ func TestSessionsAreSeparateProcesses(t *testing.T) {
 			t.Fatalf("session %s served by pid %d: not its own process", id, pid)
 		}
 		seen[pid] = true
+		// Every thread is named, not only the main one.
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", pid))
+		for _, c := range tasks {
+			if b, _ := os.ReadFile(c); strings.TrimSpace(string(b)) != "sluice-worker" {
+				t.Errorf("%s = %q, want sluice-worker", c, b)
+			}
+		}
 		st := procStatus(t, pid)
 		if isRoot() {
 			want := fmt.Sprintf("%d\t%d\t%d\t%d", accountUID, accountUID, accountUID, accountUID)
