@@ -239,6 +239,12 @@ level = "warn"
 [ftp]
 listen = ["127.0.0.1:%d"]
 passive_ports = "%d-%d"
+# Explicit FTPS with the peers' certificate (RSA-2048).
+tls = "optional"
+
+[tls]
+cert_file = %q
+key_file = %q
 
 [limits]
 max_sessions = 2000
@@ -256,19 +262,24 @@ name = %q
 password = %q
 uid = %d
 gid = %d
+# As the peers are configured (vsftpd require_ssl_reuse=NO, proftpd
+# NoSessionReuseRequired): data connections need not resume the
+# control connection's TLS session.
+tls_reuse = false
   [[account.folder]]
   path = "/"
   dir = %q
   rights = ["all"]
 `, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log"), p.Control, p.PasvLow, p.PasvHigh,
+		e.CertFile, e.KeyFile,
 		filepath.Join(bench.CgroupRoot, e.CgroupPrefix+"sluice", "accounts"),
 		e.User, hash, e.UID, e.GID, e.Data)
 	path := filepath.Join(dir, "sluice.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	s := &Server{Name: "sluice", URL: e.url("ftp", p), Version: binVersion(bin)}
-	s.Notes = append(s.Notes, "sluice: defaults except limits raised (max_sessions, max_sessions_per_ip = 2000) and banning off; no TLS yet, so no FTPS figures",
+	s := &Server{Name: "sluice", URL: e.url("ftp", p), TLSURL: e.url("ftpes", p), Version: binVersion(bin)}
+	s.Notes = append(s.Notes, "sluice: defaults (eBPF accounting on, no limits) except limits raised (max_sessions, max_sessions_per_ip = 2000) and banning off; explicit FTPS with the peers' certificate and tls_reuse = false, as the peers are configured",
 		"sluice logins: argon2id is verified once, then the supervisor's 5-minute credential cache answers, so the login rate measures its accept → worker (one process per session) → cache path; the peers check a SHA-512 crypt hash on every login")
 	return s, e.start(s, []string{bin, "serve", "--config", path}, p.Control, true)
 }
