@@ -173,3 +173,29 @@ func TestCarry(t *testing.T) {
 		t.Fatalf("carry files left: %v", files)
 	}
 }
+
+// TestBeginDelta: what an upload does to the disk before its first byte,
+// case by case as datapath.BeginUpload does it.
+func TestBeginDelta(t *testing.T) {
+	cases := []struct {
+		name         string
+		x            meterXfer
+		bytes, files int64
+	}{
+		{"new file", meterXfer{mode: "store", existing: -1}, 0, 1},
+		{"replace a file", meterXfer{mode: "store", existing: 500}, 0, 1},
+		{"STOR over a partial, from scratch", meterXfer{mode: "store", existing: -1, partial: true, psize: 300}, -300, 0},
+		{"REST 200 over a 300-byte partial", meterXfer{mode: "store", existing: -1, partial: true, psize: 300, offset: 200}, -100, 0},
+		{"REST 300 resumes the partial", meterXfer{mode: "store", existing: -1, partial: true, psize: 300, offset: 300}, 0, 0},
+		{"REST 100 on a complete file copies its prefix", meterXfer{mode: "store", existing: 500, offset: 100}, 100, 1},
+		{"APPE onto a complete file copies it", meterXfer{mode: "append", existing: 500}, 500, 1},
+		{"APPE of an interrupted upload continues it", meterXfer{mode: "append", existing: -1, partial: true, psize: 300}, 0, 0},
+		{"APPE of a new name", meterXfer{mode: "append", existing: -1}, 0, 1},
+		{"APPE onto a file with a stale partial", meterXfer{mode: "append", existing: 500, partial: true, psize: 40}, 460, 0},
+	}
+	for _, c := range cases {
+		if b, f := c.x.beginDelta(); b != c.bytes || f != c.files {
+			t.Errorf("%s: %d bytes, %d files; want %d, %d", c.name, b, f, c.bytes, c.files)
+		}
+	}
+}

@@ -30,6 +30,8 @@ type meterXfer struct {
 	mode     string
 	existing int64
 	partial  bool
+	psize    int64  // the partial's size when it began
+	offset   int64  // REST offset
 	storage  bool   // storage usage follows this upload
 	reserved int64  // storage bytes granted and not yet written
 	settled  int64  // bytes already added to the storage usage
@@ -82,21 +84,13 @@ func (s *Server) handleMeter(w *worker, m ipc.Meter) bool {
 		return s.grant(w, ipc.Grant{OK: true, Quota: &q})
 
 	case ipc.MeterBegin:
-		x = &meterXfer{dir: m.Dir, path: m.Path, mode: m.Mode, existing: m.Existing, partial: m.Partial}
+		x = &meterXfer{dir: m.Dir, path: m.Path, mode: m.Mode, existing: m.Existing, partial: m.Partial, psize: m.PartialSize, offset: m.Offset}
 		if m.Dir == "in" && s.meter.usage.tracked(name) {
 			x.real, x.folder = s.meter.usage.realPath(name, m.Path)
 			x.storage = x.real != ""
 		}
 		if x.storage {
-			// What the upload puts on the disk before its first byte: a
-			// new partial file, holding a copy of the file it appends to.
-			var files, bytes int64
-			if !x.partial {
-				files = 1
-				if x.mode == ipc.ModeAppend && x.existing > 0 {
-					bytes = x.existing
-				}
-			}
+			bytes, files := x.beginDelta()
 			st := s.meter.usage.status(name, x.folder)
 			st.files += files
 			st.fFiles += files
@@ -153,16 +147,39 @@ func (s *Server) handleMeter(w *worker, m ipc.Meter) bool {
 	}
 }
 
+// beginDelta is what an upload does to the disk before its first byte,
+// as datapath.BeginUpload does it: the partial it starts from (a new one,
+// a resumed one cut at the REST offset, or a copy of the file's first
+// bytes for a resume or an append onto a complete file) minus the
+// partial that was there.
+func (x *meterXfer) beginDelta() (bytes, files int64) {
+	had := int64(0)
+	if x.partial {
+		had = max(x.psize, 0)
+	} else {
+		files = 1
+	}
+	var start int64
+	switch {
+	case x.mode == ipc.ModeStore && x.offset > 0 && had > 0:
+		start = min(x.offset, had)
+	case x.mode == ipc.ModeAppend && x.existing < 0 && had > 0:
+		start = had
+	case x.mode == ipc.ModeStore && x.offset > 0:
+		start = x.offset
+	case x.mode == ipc.ModeAppend && x.existing >= 0:
+		start = x.existing
+	}
+	return start - had, files
+}
+
 // undoBegin reverts what Begin added to the storage usage.
 func (s *Server) undoBegin(x *meterXfer) {
-	if !x.storage || x.partial {
+	if !x.storage {
 		return
 	}
-	var bytes int64
-	if x.mode == ipc.ModeAppend && x.existing > 0 {
-		bytes = x.existing
-	}
-	s.meter.usage.add(x.real, -bytes, -1, 0)
+	bytes, files := x.beginDelta()
+	s.meter.usage.add(x.real, -bytes, -files, 0)
 }
 
 // endXfer forgets a transfer: its unwritten reservation is released and

@@ -61,7 +61,8 @@ func refusal(g ipc.Grant) error {
 // Begin implements ftp.Meter.
 func (m workerMeter) Begin(ctx context.Context, t ftp.MeterInfo) (ftp.Metering, error) {
 	id := m.w.meterID.Add(1)
-	g, err := m.call(ctx, ipc.Meter{Op: ipc.MeterBegin, ID: id, Dir: t.Dir, Path: t.Path, Mode: t.Mode, Existing: t.Existing, Partial: t.Partial})
+	g, err := m.call(ctx, ipc.Meter{Op: ipc.MeterBegin, ID: id, Dir: t.Dir, Path: t.Path, Mode: t.Mode, Existing: t.Existing,
+		Partial: t.Partial, PartialSize: t.PartialSize, Offset: t.Offset})
 	if err != nil {
 		return nil, err
 	}

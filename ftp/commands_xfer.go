@@ -144,7 +144,7 @@ func (s *Session) cmdSTOR(arg string) {
 		s.beginUpload(up, "STOR", arg, p, p, datapath.UploadStore, offset)
 		return
 	}
-	m, ok := s.meterBegin(s.uploadInfo(p, "store"))
+	m, ok := s.meterBegin(s.uploadInfo(p, "store", offset))
 	if !ok {
 		return
 	}
@@ -213,7 +213,7 @@ func (s *Session) cmdAPPE(arg string) {
 		s.beginUpload(up, "APPE", arg, p, p, datapath.UploadAppend, 0)
 		return
 	}
-	m, ok := s.meterBegin(s.uploadInfo(p, "append"))
+	m, ok := s.meterBegin(s.uploadInfo(p, "append", 0))
 	if !ok {
 		return
 	}
@@ -324,7 +324,7 @@ func (s *Session) beginUpload(up Uploader, verb, arg, p, name string, mode datap
 	if mode == datapath.UploadAppend {
 		mm = "append"
 	}
-	m, ok := s.meterBegin(s.uploadInfo(p, mm))
+	m, ok := s.meterBegin(s.uploadInfo(p, mm, offset))
 	if !ok {
 		return
 	}

@@ -33,6 +33,9 @@ type MeterInfo struct {
 	Mode     string
 	Existing int64
 	Partial  bool
+	// PartialSize is that partial's length; Offset the REST offset.
+	PartialSize int64
+	Offset      int64
 }
 
 // Metering is one metered transfer: the datapath.Budget its mover asks
@@ -84,8 +87,8 @@ func (s *Session) meterBegin(info MeterInfo) (Metering, bool) {
 
 // uploadInfo describes an upload to p for Begin: what is there now. It
 // costs two lookups, so only a metered session asks.
-func (s *Session) uploadInfo(p, mode string) MeterInfo {
-	info := MeterInfo{Dir: "in", Path: p, Mode: mode, Existing: -1}
+func (s *Session) uploadInfo(p, mode string, offset int64) MeterInfo {
+	info := MeterInfo{Dir: "in", Path: p, Mode: mode, Existing: -1, Offset: offset}
 	if s.acct == nil || s.acct.Meter == nil {
 		return info
 	}
@@ -93,8 +96,8 @@ func (s *Session) uploadInfo(p, mode string) MeterInfo {
 		info.Existing = fi.Size()
 	}
 	if up, ok := s.fs.(Uploader); ok {
-		if _, err := up.PartialSize(p); err == nil {
-			info.Partial = true
+		if n, err := up.PartialSize(p); err == nil {
+			info.Partial, info.PartialSize = true, n
 		}
 	}
 	return info

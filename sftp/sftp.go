@@ -293,7 +293,7 @@ func (s *Server) Filewrite(r *pkgsftp.Request) (io.WriterAt, error) {
 	}
 	var m ftp.Metering
 	if s.Meter != nil {
-		info := ftp.MeterInfo{Dir: "in", Path: p, Mode: "store", Existing: -1}
+		info := ftp.MeterInfo{Dir: "in", Path: p, Mode: "store", Existing: -1, Offset: offset}
 		if mode == datapath.UploadAppend {
 			info.Mode = "append"
 		}
@@ -301,8 +301,8 @@ func (s *Server) Filewrite(r *pkgsftp.Request) (io.WriterAt, error) {
 			info.Existing = fi.Size()
 		}
 		if ps, ok := s.FS.(interface{ PartialSize(string) (int64, error) }); ok {
-			if _, err := ps.PartialSize(p); err == nil {
-				info.Partial = true
+			if n, err := ps.PartialSize(p); err == nil {
+				info.Partial, info.PartialSize = true, n
 			}
 		}
 		if m, err = s.Meter.Begin(context.Background(), info); err != nil {

@@ -245,12 +245,15 @@ type Meter struct {
 	Dir string `json:"dir,omitempty"` // "in" (upload) or "out" (download)
 	// Path is the virtual path (Begin).
 	Path string `json:"path,omitempty"`
-	// Mode, Existing and Partial describe an upload (Begin): how it
-	// treats an existing file, that file's size (-1: none) and whether
-	// a resumable partial of it was already there.
-	Mode     string `json:"mode,omitempty"`
-	Existing int64  `json:"existing,omitempty"`
-	Partial  bool   `json:"partial,omitempty"`
+	// Mode, Existing, Partial, PartialSize and Offset describe an upload
+	// (Begin): how it treats an existing file, that file's size (-1:
+	// none), whether a resumable partial of it was already there and its
+	// size, and the REST offset.
+	Mode        string `json:"mode,omitempty"`
+	Existing    int64  `json:"existing,omitempty"`
+	Partial     bool   `json:"partial,omitempty"`
+	PartialSize int64  `json:"partial_size,omitempty"`
+	Offset      int64  `json:"offset,omitempty"`
 	// Used is the bytes the transfer moved so far (More, End).
 	Used int64 `json:"used,omitempty"`
 	// Committed: the upload was renamed into place (End).
