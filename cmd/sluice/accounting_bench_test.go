@@ -1,14 +1,11 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/sluice-ftp/sluice/datapath"
 )
 
-// BenchmarkAccounting: 2 GiB RETR and STOR (SLUICE_BENCH_BYTES) through
+// BenchmarkAccounting: 2 GiB RETR and STOR (SLUICE_BENCH_MB) through
 // the daemon with the eBPF counting programs attached, beside the same
 // with user-space accounting (no programs), to check the target:
 // with counting on and no limit, throughput ≥ 95% of without. Run with
@@ -30,29 +27,7 @@ func BenchmarkAccounting(b *testing.B) {
 			pids := workerPids(s)
 			server := []int{s.cmd.Process.Pid, pids[len(pids)-1]}
 			b.Run("RETR", func(b *testing.B) { benchPlainRETR(b, k, "image.bin", n, null, server) })
-			b.Run("STOR", func(b *testing.B) {
-				b.SetBytes(n)
-				var c cpuPerGiB
-				f, _ := os.Open(src)
-				defer f.Close()
-				for b.Loop() {
-					b.StopTimer()
-					os.Remove(filepath.Join(s.root, "up.bin"))
-					b.StartTimer()
-					d := k.epsvDial()
-					before := procCPU(server...)
-					k.cmd("STOR up.bin", 150)
-					res, err := datapath.Send(d, f, 0, false)
-					d.Close()
-					k.expect(226)
-					c.cpu += procCPU(server...) - before
-					c.bytes += res.Bytes
-					if err != nil || res.Bytes != n {
-						b.Fatalf("%v %d", err, res.Bytes)
-					}
-				}
-				c.report(b)
-			})
+			b.Run("STOR", func(b *testing.B) { benchPlainSTOR(b, k, s, src, n, server) })
 		})
 	}
 }

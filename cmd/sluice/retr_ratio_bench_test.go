@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,29 +36,7 @@ func BenchmarkRETRvsSendfile(b *testing.B) {
 	pids := workerPids(s)
 	server := []int{s.cmd.Process.Pid, pids[len(pids)-1]}
 
-	raw := func() float64 {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		defer ln.Close()
-		done := make(chan error, 1)
-		start := time.Now()
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				done <- err
-				return
-			}
-			_, err = datapath.Send(c, f, 0, false)
-			c.Close()
-			done <- err
-		}()
-		c, _ := net.Dial("tcp", ln.Addr().String())
-		res, _ := datapath.Receive(null, c, false)
-		c.Close()
-		if err := <-done; err != nil || res.Bytes != n {
-			b.Fatalf("raw: %v %d", err, res.Bytes)
-		}
-		return float64(n) / time.Since(start).Seconds()
-	}
+	raw := func() float64 { return rawSendfile(b, f, n, null) }
 	var cpu cpuPerGiB
 	retr := func() float64 {
 		start := time.Now()
