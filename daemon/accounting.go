@@ -503,12 +503,16 @@ func (m *meter) close() {
 	}
 }
 
-// sample measures every account's rate since the previous sample.
-func (m *meter) sample(cfg *policy.Config, now time.Time) {
-	counts := make(map[string]accounting.Counters, len(cfg.Accounts))
-	for i := range cfg.Accounts {
-		n := cfg.Accounts[i].Name
-		counts[n] = m.counters(n)
+// sample measures every account's rate since the previous sample: one
+// walk of the kernel's map and of the ledger, however many accounts.
+func (m *meter) sample(now time.Time) {
+	counts := m.user.All()
+	if m.kern != nil {
+		if all, err := m.kern.All(); err == nil {
+			for n, k := range all {
+				counts[n] = addCounters(counts[n], k)
+			}
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

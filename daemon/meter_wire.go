@@ -519,7 +519,7 @@ func (s *Server) rateLoop(stop <-chan struct{}) {
 			s.meter.rollPeriods(cfg, now)
 			if now.Sub(lastSample) >= time.Second {
 				lastSample = now
-				s.meter.sample(cfg, now)
+				s.meter.sample(now)
 			}
 			if now.Sub(lastSave) >= cfg.Accounting.SaveInterval && !s.meter.handedOver() {
 				// (After a handover the file is the new supervisor's.)
