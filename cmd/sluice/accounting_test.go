@@ -480,7 +480,20 @@ func TestBandwidthShared(t *testing.T) {
 			wg.Add(2)
 			go run("slow", n, up, &limited, &wg)
 			go run("demo", 1, up, &free, &wg)
+			// sluice status shows the account's current rate (over the
+			// last second of counters) while it runs.
+			time.Sleep(warm + window/2)
+			a := accountStatus(t, s, "slow")
 			wg.Wait()
+			// Uploads are paced by reading: until the sockets' receive
+			// buffers are full the kernel takes (and counts) more than the
+			// pace, so only a download's shown rate is the pace.
+			if !up && (a.RateOut < 0.7*rate || a.RateOut > 1.3*rate) {
+				t.Errorf("%d download sessions: sluice status showed %.1f MB/s for the limited account", n, a.RateOut/1e6)
+			}
+			if up && a.RateIn <= 0 {
+				t.Errorf("%d upload sessions: sluice status showed no rate for the limited account", n)
+			}
 			t.Logf("upload=%v, %d sessions: limited account %.1f MB/s, unlimited one beside it %.1f MB/s", up, n, limited/1e6, free/1e6)
 			if limited < 0.9*rate || limited > 1.1*rate {
 				t.Errorf("upload=%v, %d sessions: %.1f MB/s, want 50 ±10%%", up, n, limited/1e6)
