@@ -88,6 +88,9 @@ func TestUsageTracker(t *testing.T) {
 	u := newUsageTracker(zerolog.Nop())
 	u.configure(cfg)
 	real, f := u.realPath("x", "/drop/sub/f")
+	if !u.wait("x", f) {
+		t.Fatal("the scans did not finish")
+	}
 	if real != filepath.Join(in, "sub/f") || f == nil || f.Path != "/drop" {
 		t.Fatalf("realPath = %q %+v", real, f)
 	}

@@ -80,6 +80,9 @@ func (s *Server) handleMeter(w *worker, m ipc.Meter) bool {
 	lim := &acct.Limits
 	switch m.Op {
 	case ipc.MeterQuery:
+		if !s.meter.usage.wait(name, nil) {
+			return s.grant(w, ipc.Grant{Code: 451, Msg: "The account's storage is still being counted; try again in a minute."})
+		}
 		q := s.quotaInfo(acct, nil)
 		return s.grant(w, ipc.Grant{OK: true, Quota: &q})
 
@@ -88,6 +91,9 @@ func (s *Server) handleMeter(w *worker, m ipc.Meter) bool {
 		if m.Dir == "in" && s.meter.usage.tracked(name) {
 			x.real, x.folder = s.meter.usage.realPath(name, m.Path)
 			x.storage = x.real != ""
+			if x.storage && !s.meter.usage.wait(name, x.folder) {
+				return s.grant(w, ipc.Grant{Code: 451, Msg: "The account's storage is still being counted for its quota; try again in a minute."})
+			}
 		}
 		if x.storage {
 			bytes, files := x.beginDelta()

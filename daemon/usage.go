@@ -20,8 +20,10 @@ import (
 // account's writable folders, a folder with its own quota).
 //
 // Usage is recomputed, then journaled: each directory is scanned when it
-// first needs tracking (at start, before the listeners accept, and when a
-// reload adds a quota), and from then on follows the workers' reports —
+// first needs tracking (at start and when a reload adds a quota; in the
+// background, so that neither start-up nor the main loop — and systemd's
+// watchdog — waits for a large tree, while an upload that needs the
+// figure waits for its scan), and from then on follows the workers' reports —
 // upload grants and their settlement, deletions, renames across
 // directories. After a crash the daemon scans again, so the figure is
 // right at every start whatever happened before. Partial uploads count
@@ -36,7 +38,8 @@ type usageTracker struct {
 
 type dirUsage struct {
 	bytes, files int64
-	reserved     int64 // bytes granted to running uploads, not yet written
+	reserved     int64         // bytes granted to running uploads, not yet written
+	ready        chan struct{} // closed when the first scan is done
 }
 
 // acctStorage is what an account's storage quota covers.
@@ -50,9 +53,8 @@ func newUsageTracker(log zerolog.Logger) *usageTracker {
 	return &usageTracker{log: log, dirs: map[string]*dirUsage{}, accts: map[string]*acctStorage{}}
 }
 
-// configure takes the quotas of cfg and scans the directories that were
-// not tracked yet. Scans run here, synchronously: a quota is only as good
-// as the usage it starts from.
+// configure takes the quotas of cfg and starts scanning the directories
+// that were not tracked yet (see wait).
 func (t *usageTracker) configure(cfg *policy.Config) {
 	accts := map[string]*acctStorage{}
 	need := map[string]bool{}
@@ -85,14 +87,54 @@ func (t *usageTracker) configure(cfg *policy.Config) {
 	var todo []string
 	for d := range need {
 		if t.dirs[d] == nil {
+			// Tracked from now on (reports add to it); the scan's
+			// count replaces it when done.
+			t.dirs[d] = &dirUsage{ready: make(chan struct{})}
 			todo = append(todo, d)
 		}
 	}
 	t.mu.Unlock()
 	slices.Sort(todo)
-	for _, d := range todo {
-		t.scan(d)
+	if len(todo) > 0 {
+		go func() {
+			for _, d := range todo {
+				t.scan(d)
+			}
+		}()
 	}
+}
+
+// scanWait bounds how long an upload waits for a first scan.
+const scanWait = time.Minute
+
+// wait blocks until the directories behind name's quotas (and folder's)
+// have been counted once, or scanWait passes; it reports whether they
+// have.
+func (t *usageTracker) wait(name string, folder *policy.Folder) bool {
+	t.mu.Lock()
+	var chans []chan struct{}
+	if st := t.accts[name]; st != nil {
+		for _, d := range st.dirs {
+			if u := t.dirs[d]; u != nil && u.ready != nil {
+				chans = append(chans, u.ready)
+			}
+		}
+	}
+	if folder != nil {
+		if u := t.dirs[folder.Dir]; u != nil && u.ready != nil {
+			chans = append(chans, u.ready)
+		}
+	}
+	t.mu.Unlock()
+	deadline := time.After(scanWait)
+	for _, c := range chans {
+		select {
+		case <-c:
+		case <-deadline:
+			return false
+		}
+	}
+	return true
 }
 
 // outermost drops directories that lie inside another of the list.
@@ -144,6 +186,9 @@ func (t *usageTracker) scan(dir string) {
 	old := t.dirs[dir]
 	if old != nil {
 		u.reserved = old.reserved
+		if old.ready != nil {
+			close(old.ready)
+		}
 	}
 	t.dirs[dir] = &u
 	t.mu.Unlock()
