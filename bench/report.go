@@ -503,6 +503,13 @@ func (r *Report) ThroughputSVG() string {
 			}
 		}
 	}
+	return BarChartSVG("Single stream throughput (medians)", "MB/s", groups,
+		r.barSeries(keys, func(sm Summary) float64 { return float64(sm.Median) }))
+}
+
+// barSeries is one series per server of value(summary) for each
+// workload key, NaN where the server has none.
+func (r *Report) barSeries(keys []string, value func(Summary) float64) []Series {
 	var series []Series
 	for _, srv := range r.Servers {
 		s := Series{Name: srv}
@@ -510,13 +517,13 @@ func (r *Report) ThroughputSVG() string {
 			sm, ok := r.find(srv, k)
 			y := math.NaN()
 			if ok && sm.N > 0 {
-				y = float64(sm.Median)
+				y = value(sm)
 			}
 			s.Y = append(s.Y, y)
 		}
 		series = append(series, s)
 	}
-	return BarChartSVG("Single stream throughput (medians)", "MB/s", groups, series)
+	return series
 }
 
 // CPUSVG is per-server bars of server CPU seconds per GiB.
@@ -538,18 +545,6 @@ func (r *Report) CPUSVG() string {
 			}
 		}
 	}
-	var series []Series
-	for _, srv := range r.Servers {
-		s := Series{Name: srv}
-		for _, k := range keys {
-			sm, ok := r.find(srv, k)
-			y := math.NaN()
-			if ok && sm.N > 0 {
-				y = float64(sm.ServerCPUPerGiB)
-			}
-			s.Y = append(s.Y, y)
-		}
-		series = append(series, s)
-	}
-	return BarChartSVG("Server CPU per GiB moved (lower is better)", "CPU s / GiB", groups, series)
+	return BarChartSVG("Server CPU per GiB moved (lower is better)", "CPU s / GiB", groups,
+		r.barSeries(keys, func(sm Summary) float64 { return float64(sm.ServerCPUPerGiB) }))
 }
